@@ -1,0 +1,16 @@
+//! labrun's lab model: loading Hugo pages and YAML into chapters and steps, the action
+//! catalog, and validation with source spans. No async and no AWS here, so it builds fast and
+//! every other crate (and editor tooling) can use it.
+
+pub mod catalog;
+pub mod diag;
+pub mod load;
+pub mod model;
+pub mod page;
+pub mod schema;
+pub mod steps;
+pub mod yaml;
+
+pub use diag::{Diagnostic, Location, SourceFile};
+pub use load::{Loaded, Selection, load, prerequisites, select};
+pub use model::{Assertion, Chapter, Cleanup, Matcher, Retry, Step, Workshop};

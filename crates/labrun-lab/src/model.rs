@@ -1,0 +1,215 @@
+//! The lab model: what a workshop, a chapter and a step are once loaded and checked.
+
+use crate::catalog::Operation;
+use crate::diag::Location;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Workshop {
+    pub root: PathBuf,
+    /// Identifier used in the `labrun:workshop` tag and the ledger.
+    pub id: String,
+    pub title: Option<String>,
+    /// Region used when neither `--region` nor `AWS_REGION` says otherwise.
+    pub region: String,
+    pub vars: Map<String, Value>,
+    /// Account ids that `--target aws` may touch.
+    pub accounts: Vec<String>,
+    /// Chapters in reading order (depth first, siblings by weight then number).
+    pub chapters: Vec<Chapter>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Chapter {
+    /// `3.2.1`; `None` for the workshop's home page.
+    pub number: Option<String>,
+    pub dir: PathBuf,
+    pub title: String,
+    pub title_vi: Option<String>,
+    pub weight: i64,
+    /// Chapters (by number) that must be in place before this one runs.
+    pub requires: Vec<String>,
+    pub vars: Map<String, Value>,
+    pub steps: Vec<Step>,
+    /// Index of the parent chapter in `Workshop::chapters`.
+    pub parent: Option<usize>,
+    pub depth: usize,
+    /// `requires` as written, resolved against the whole tree once it is loaded.
+    #[serde(skip)]
+    pub(crate) requires_src: Vec<(String, crate::yaml::Span, std::sync::Arc<crate::diag::SourceFile>)>,
+}
+
+impl Chapter {
+    /// `3.2.1`, or `(home)` for the root page.
+    pub fn label(&self) -> &str {
+        self.number.as_deref().unwrap_or("(home)")
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub title: Option<String>,
+    /// `ec2:CreateVpc`
+    pub call: String,
+    #[serde(skip)]
+    pub op: &'static Operation,
+    /// Parameters, possibly holding templates; rendered at run time.
+    pub with: Value,
+    /// Output name → JMESPath over the response.
+    pub outputs: Vec<(String, String)>,
+    pub expect: Vec<Assertion>,
+    pub until: Vec<Assertion>,
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub interval: Option<Duration>,
+    pub retry: Retry,
+    pub cleanup: Cleanup,
+    /// A template that must render truthy for the step to run.
+    pub when: Option<String>,
+    /// A list (or a template rendering to one); the step runs once per `item`.
+    pub for_each: Option<Value>,
+    /// Capabilities the step needs, e.g. `real-aws`.
+    pub requires: Vec<String>,
+    /// Overrides whether the step runs under `labrun check`.
+    pub check: Option<bool>,
+    pub hint: Option<String>,
+    pub location: Location,
+    #[serde(skip)]
+    pub span: crate::yaml::Span,
+}
+
+impl Step {
+    /// Whether `labrun check` runs this step: read-only calls by default, never a mutating one.
+    pub fn runs_in_check(&self) -> bool {
+        self.op.read_only && self.check.unwrap_or(true)
+    }
+    /// Needs a real AWS account (declared, or implied by an operation no emulator implements).
+    pub fn needs_real_aws(&self) -> bool {
+        self.op.real_aws_only || self.requires.iter().any(|r| r == "real-aws")
+    }
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// `90s` → 1m30s style text.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    let s = ms / 1000;
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// Parses `500ms`, `30s`, `10m`, `1h30m`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        total += match &rest[..unit] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => return None,
+        };
+        rest = &rest[unit..];
+    }
+    Some(total)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Assertion {
+    /// JMESPath over the response.
+    pub path: String,
+    pub matcher: Matcher,
+    pub location: Location,
+}
+
+/// What the value at an assertion's path must look like. Expected values may hold templates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Matcher {
+    Equals(Value),
+    NotEquals(Value),
+    /// A list holding an element that matches (objects match on the keys given), or a substring.
+    Contains(Value),
+    /// A list none of whose elements match.
+    NotContains(Value),
+    /// Regular expression on a string.
+    Matches(String),
+    Length(u64),
+    /// Every element of a list equals the value (and the list is not empty).
+    AllEqual(Value),
+    /// The value is (or is not) present and non-null.
+    Exists(bool),
+    /// Equal to one of these (accepts either published version of a workshop).
+    AnyOf(Vec<Value>),
+    GreaterThan(f64),
+}
+
+impl Matcher {
+    pub const NAMES: &'static [&'static str] =
+        &["equals", "not_equals", "contains", "not_contains", "matches", "length", "all_equal", "exists", "any_of", "greater_than"];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    #[serde(serialize_with = "ser_duration")]
+    pub delay: Duration,
+    /// Extra error codes to treat as transient, beyond the built-in ones.
+    pub on: Vec<String>,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { attempts: 5, delay: Duration::from_millis(500), on: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cleanup {
+    /// The catalog's inverse (delete what was created, or restore what was changed).
+    Auto,
+    /// Put the previous value back (for modify-type calls; same as auto where the catalog restores).
+    Restore,
+    None,
+    Call { call: String, with: Value },
+}
