@@ -1,1 +1,16 @@
+//! labrun's engine: renders steps, calls a [`Backend`], checks expectations, polls, retries,
+//! records every change in the [`Ledger`] before moving on, and undoes it on `down`.
+//! Generic over the backend so it is tested without AWS.
 
+pub mod assert;
+pub mod backend;
+pub mod engine;
+pub mod ledger;
+pub mod plan;
+pub mod reachability;
+pub mod sweep;
+pub mod template;
+
+pub use backend::{Backend, CallError, ErrorKind, TargetInfo, TargetKind};
+pub use engine::{ChapterReport, DownReport, Engine, Mode, Observer, Pacing, Quiet, RunReport, Status, StepReport, UndoOutcome};
+pub use ledger::{Entry, Ledger};
