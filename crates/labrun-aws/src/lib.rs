@@ -1,1 +1,190 @@
+//! The only crate that links the AWS SDK. It turns catalog operations with JSON parameters
+//! into SDK calls, and SDK responses into JSON in the API's own shape. One SDK config and one
+//! connection pool per process: the clients share both.
 
+mod ec2;
+mod iam;
+mod json;
+mod s3;
+mod ssm;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use json::Params;
+pub use labrun_exec::{Backend, CallError, ErrorKind, TargetInfo, TargetKind};
+use labrun_lab::catalog::Operation;
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// How to reach the target.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    pub kind: TargetKind,
+    /// Emulator endpoint URL (required for an emulator).
+    pub endpoint: Option<String>,
+    /// Region; for AWS, falls back to the profile's or `AWS_REGION`.
+    pub region: Option<String>,
+    /// Named profile for AWS (`AWS_PROFILE` is honoured by the SDK when this is None).
+    pub profile: Option<String>,
+    /// Emulator account: LocalStack takes a 12-digit access key id as the account id.
+    pub account: Option<String>,
+    /// Let the SDK retry throttling itself (off only in tests that want one attempt).
+    pub sdk_retries: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("no region: pass --region, set AWS_REGION, or set one in the profile")]
+    NoRegion,
+    #[error("an emulator target needs an endpoint URL")]
+    NoEndpoint,
+    #[error("could not identify the AWS account (sts:GetCallerIdentity): {0}")]
+    Identity(String),
+}
+
+pub struct AwsBackend {
+    target: TargetInfo,
+    ec2: aws_sdk_ec2::Client,
+    iam: aws_sdk_iam::Client,
+    s3: aws_sdk_s3::Client,
+    ssm: aws_sdk_ssm::Client,
+    sts: aws_sdk_sts::Client,
+}
+
+/// The default emulator account when none is given.
+pub const DEFAULT_EMULATOR_ACCOUNT: &str = "000000000000";
+
+impl AwsBackend {
+    pub async fn connect(c: Connect) -> Result<Self, ConnectError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = &c.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if !c.sdk_retries {
+            loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1));
+        }
+        let account = c.account.clone().unwrap_or_else(|| DEFAULT_EMULATOR_ACCOUNT.to_string());
+        match c.kind {
+            TargetKind::Emulator => {
+                let endpoint = c.endpoint.clone().ok_or(ConnectError::NoEndpoint)?;
+                // Emulator credentials are not secrets: the access key id selects the account.
+                let creds = aws_credential_types::Credentials::from_keys(account.clone(), "test", None);
+                loader = loader.endpoint_url(endpoint).credentials_provider(creds);
+            }
+            TargetKind::Aws => {
+                if let Some(p) = &c.profile {
+                    loader = loader.profile_name(p);
+                }
+            }
+        }
+        let config = loader.load().await;
+        let region = config.region().map(|r| r.to_string()).ok_or(ConnectError::NoRegion)?;
+        let s3_config = aws_sdk_s3::config::Builder::from(&config).force_path_style(c.kind == TargetKind::Emulator).build();
+        let mut backend = AwsBackend {
+            target: TargetInfo { kind: c.kind, endpoint: c.endpoint.clone(), account, region },
+            ec2: aws_sdk_ec2::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            ssm: aws_sdk_ssm::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+        };
+        if c.kind == TargetKind::Aws {
+            let id = backend.sts.get_caller_identity().send().await.map_err(|e| ConnectError::Identity(sdk_error(e).to_string()))?;
+            backend.target.account = id.account().unwrap_or_default().to_string();
+        }
+        Ok(backend)
+    }
+
+    /// Calls an operation and also returns the parameter names the binding read (for the
+    /// test that keeps catalog and bindings in step).
+    pub async fn call_traced(&self, op: &'static Operation, params: &Value) -> (Result<Value, CallError>, HashSet<String>) {
+        let mut p = match Params::new(op.name, params) {
+            Ok(p) => p,
+            Err(e) => return (Err(e), HashSet::new()),
+        };
+        let result = self.dispatch(op, &mut p).await;
+        (result, p.taken().clone())
+    }
+
+    async fn dispatch(&self, op: &'static Operation, p: &mut Params) -> Result<Value, CallError> {
+        let action = op.action();
+        let v = match op.service() {
+            "ec2" => ec2::call(&self.ec2, action, p).await?,
+            "iam" => iam::call(&self.iam, action, p).await?,
+            "s3" => s3::call(&self.s3, action, p).await?,
+            "ssm" => ssm::call(&self.ssm, action, p).await?,
+            "sts" => ssm::call_sts(&self.sts, action, p).await?,
+            other => return Err(unbound(other, action)),
+        };
+        if op.name == "ec2:DeleteVpcEndpoints"
+            && let Some(e) = ec2::unsuccessful(&v)
+        {
+            return Err(e);
+        }
+        Ok(v)
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for AwsBackend {
+    fn target(&self) -> &TargetInfo {
+        &self.target
+    }
+
+    async fn call(&self, op: &'static Operation, params: &Value) -> Result<Value, CallError> {
+        let mut p = Params::new(op.name, params)?;
+        self.dispatch(op, &mut p).await
+    }
+}
+
+fn unbound(service: &str, action: &str) -> CallError {
+    CallError::new(ErrorKind::Unsupported, "UnboundOperation", format!("{service}:{action} has no SDK binding in labrun-aws"))
+}
+
+/// Maps an SDK error to the engine's kinds.
+pub(crate) fn sdk_error<E>(e: SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let full = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+    match &e {
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            let err = s.err();
+            let code = err.code().map(str::to_string).unwrap_or_else(|| if status == 404 { "NotFound".into() } else { format!("HTTP{status}") });
+            let message = err.message().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}"));
+            classify(code, message, Some(status))
+        }
+        SdkError::TimeoutError(_) => CallError::new(ErrorKind::Transient, "Timeout", full),
+        SdkError::DispatchFailure(d) if d.is_timeout() => CallError::new(ErrorKind::Transient, "Timeout", full),
+        SdkError::DispatchFailure(d) if d.is_io() => CallError::new(ErrorKind::Environment, "ConnectionFailed", format!("cannot reach the endpoint: {full}")),
+        SdkError::DispatchFailure(_) => CallError::new(ErrorKind::Environment, "DispatchFailure", full),
+        SdkError::ResponseError(r) => {
+            let status = r.raw().status().as_u16();
+            let kind = if status >= 500 { ErrorKind::Transient } else { ErrorKind::Client };
+            CallError::new(kind, format!("HTTP{status}"), full)
+        }
+        _ if full.contains("credentials") => CallError::new(ErrorKind::Environment, "NoCredentials", full),
+        _ => CallError::new(ErrorKind::Client, "RequestFailed", full),
+    }
+}
+
+/// Classifies a service error code the way the engine needs it.
+pub(crate) fn classify(code: String, message: String, status: Option<u16>) -> CallError {
+    const THROTTLING: &[&str] = &["Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "SlowDown", "RequestThrottled", "ServiceUnavailable", "InternalError"];
+    const AUTH: &[&str] = &["InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure", "ExpiredToken", "SignatureDoesNotMatch", "InvalidAccessKeyId"];
+    let lower = message.to_lowercase();
+    let kind = if status == Some(501) || lower.contains("not implemented") || lower.contains("not yet implemented") {
+        ErrorKind::Unsupported
+    } else if THROTTLING.contains(&code.as_str()) || status.is_some_and(|s| s >= 500) {
+        ErrorKind::Transient
+    } else if AUTH.contains(&code.as_str()) {
+        ErrorKind::Environment
+    } else if code.ends_with("NotFound") || matches!(code.as_str(), "NoSuchEntity" | "NoSuchBucket" | "NoSuchKey" | "ParameterNotFound" | "InvalidDocument" | "NoSuchTagSet" | "NoSuchPublicAccessBlockConfiguration") || status == Some(404) {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::Client
+    };
+    CallError { kind, code, message }
+}

@@ -298,6 +298,7 @@ pub static OPERATIONS: &[Operation] = &[
     Operation { real_aws_only: true, ..read("ssm:DescribeInstanceInformation", &[p("Filters", SSM_FILTERS)]) },
     Operation {
         real_aws_only: true,
+        secrets: &["TokenValue"],
         ..write("ssm:StartSession", &[req("Target", Ty::Str), p("DocumentName", Ty::Str), p("Parameters", Ty::StrListMap)], NONE,
             undo("ssm:TerminateSession", "{SessionId: response.SessionId}"))
     },

@@ -1,0 +1,104 @@
+//! IAM bindings.
+
+use crate::ec2::send;
+use crate::json::{Params, ToJson, enum_json, from_json, policy_document, to_json};
+use crate::{CallError, sdk_error};
+use aws_sdk_iam::operation as o;
+use aws_sdk_iam::types as t;
+use serde_json::Value;
+
+pub async fn call(c: &aws_sdk_iam::Client, action: &str, p: &mut Params) -> Result<Value, CallError> {
+    Ok(match action {
+        "CreateRole" => send!(c.create_role(), p, {"RoleName" => set_role_name, "AssumeRolePolicyDocument" => set_assume_role_policy_document,
+                                                  "Description" => set_description, "Path" => set_path, "Tags" => set_tags}).to_json(),
+        "DeleteRole" => send!(c.delete_role(), p, {"RoleName" => set_role_name}).to_json(),
+        "GetRole" => send!(c.get_role(), p, {"RoleName" => set_role_name}).to_json(),
+        "ListRoles" => send!(c.list_roles(), p, {"PathPrefix" => set_path_prefix}).to_json(),
+        "AttachRolePolicy" => send!(c.attach_role_policy(), p, {"RoleName" => set_role_name, "PolicyArn" => set_policy_arn}).to_json(),
+        "DetachRolePolicy" => send!(c.detach_role_policy(), p, {"RoleName" => set_role_name, "PolicyArn" => set_policy_arn}).to_json(),
+        "ListAttachedRolePolicies" => send!(c.list_attached_role_policies(), p, {"RoleName" => set_role_name}).to_json(),
+        "CreateInstanceProfile" => send!(c.create_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name, "Path" => set_path, "Tags" => set_tags}).to_json(),
+        "DeleteInstanceProfile" => send!(c.delete_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name}).to_json(),
+        "GetInstanceProfile" => send!(c.get_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name}).to_json(),
+        "ListInstanceProfiles" => send!(c.list_instance_profiles(), p, {"PathPrefix" => set_path_prefix}).to_json(),
+        "AddRoleToInstanceProfile" => send!(c.add_role_to_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name, "RoleName" => set_role_name}).to_json(),
+        "RemoveRoleFromInstanceProfile" => send!(c.remove_role_from_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name, "RoleName" => set_role_name}).to_json(),
+        "CreateUser" => send!(c.create_user(), p, {"UserName" => set_user_name, "Path" => set_path, "Tags" => set_tags}).to_json(),
+        "DeleteUser" => send!(c.delete_user(), p, {"UserName" => set_user_name}).to_json(),
+        "GetUser" => send!(c.get_user(), p, {"UserName" => set_user_name}).to_json(),
+        "ListUsers" => send!(c.list_users(), p, {"PathPrefix" => set_path_prefix}).to_json(),
+        "AttachUserPolicy" => send!(c.attach_user_policy(), p, {"UserName" => set_user_name, "PolicyArn" => set_policy_arn}).to_json(),
+        "DetachUserPolicy" => send!(c.detach_user_policy(), p, {"UserName" => set_user_name, "PolicyArn" => set_policy_arn}).to_json(),
+        "ListAttachedUserPolicies" => send!(c.list_attached_user_policies(), p, {"UserName" => set_user_name}).to_json(),
+        "CreateAccessKey" => send!(c.create_access_key(), p, {"UserName" => set_user_name}).to_json(),
+        "DeleteAccessKey" => send!(c.delete_access_key(), p, {"UserName" => set_user_name, "AccessKeyId" => set_access_key_id}).to_json(),
+        "ListAccessKeys" => send!(c.list_access_keys(), p, {"UserName" => set_user_name}).to_json(),
+        _ => return Err(crate::unbound("iam", action)),
+    })
+}
+
+from_json! {
+    t::Tag { "Key" => set_key, "Value" => set_value }
+}
+
+enum_json! { t::StatusType }
+
+impl ToJson for t::Role {
+    fn to_json(&self) -> Value {
+        let mut v = RoleFields(self).to_json();
+        let doc = policy_document(self.assume_role_policy_document());
+        if let (Value::Object(m), false) = (&mut v, doc.is_null()) {
+            m.insert("AssumeRolePolicyDocument".into(), doc);
+        }
+        v
+    }
+}
+
+/// The plain fields of a role; the policy document is decoded separately.
+struct RoleFields<'a>(&'a t::Role);
+impl RoleFields<'_> {
+    fn path(&self) -> &str { self.0.path() }
+    fn role_name(&self) -> &str { self.0.role_name() }
+    fn role_id(&self) -> &str { self.0.role_id() }
+    fn arn(&self) -> &str { self.0.arn() }
+    fn create_date(&self) -> &aws_smithy_types::DateTime { self.0.create_date() }
+    fn description(&self) -> Option<&str> { self.0.description() }
+    fn max_session_duration(&self) -> Option<i32> { self.0.max_session_duration() }
+    fn tags(&self) -> &[t::Tag] { self.0.tags() }
+}
+
+to_json! {
+    RoleFields<'_> { "Path" => path, "RoleName" => role_name, "RoleId" => role_id, "Arn" => arn, "CreateDate" => create_date,
+                     "Description" => description, "MaxSessionDuration" => max_session_duration, "Tags" => tags }
+    t::Tag { "Key" => key, "Value" => value }
+    t::AttachedPolicy { "PolicyName" => policy_name, "PolicyArn" => policy_arn }
+    t::InstanceProfile { "Path" => path, "InstanceProfileName" => instance_profile_name, "InstanceProfileId" => instance_profile_id,
+                         "Arn" => arn, "CreateDate" => create_date, "Roles" => roles, "Tags" => tags }
+    t::User { "Path" => path, "UserName" => user_name, "UserId" => user_id, "Arn" => arn, "CreateDate" => create_date, "Tags" => tags }
+    t::AccessKey { "UserName" => user_name, "AccessKeyId" => access_key_id, "Status" => status, "SecretAccessKey" => secret_access_key, "CreateDate" => create_date }
+    t::AccessKeyMetadata { "UserName" => user_name, "AccessKeyId" => access_key_id, "Status" => status, "CreateDate" => create_date }
+
+    o::create_role::CreateRoleOutput { "Role" => role }
+    o::delete_role::DeleteRoleOutput {}
+    o::get_role::GetRoleOutput { "Role" => role }
+    o::list_roles::ListRolesOutput { "Roles" => roles, "IsTruncated" => is_truncated, "Marker" => marker }
+    o::attach_role_policy::AttachRolePolicyOutput {}
+    o::detach_role_policy::DetachRolePolicyOutput {}
+    o::list_attached_role_policies::ListAttachedRolePoliciesOutput { "AttachedPolicies" => attached_policies }
+    o::create_instance_profile::CreateInstanceProfileOutput { "InstanceProfile" => instance_profile }
+    o::delete_instance_profile::DeleteInstanceProfileOutput {}
+    o::get_instance_profile::GetInstanceProfileOutput { "InstanceProfile" => instance_profile }
+    o::list_instance_profiles::ListInstanceProfilesOutput { "InstanceProfiles" => instance_profiles }
+    o::add_role_to_instance_profile::AddRoleToInstanceProfileOutput {}
+    o::remove_role_from_instance_profile::RemoveRoleFromInstanceProfileOutput {}
+    o::create_user::CreateUserOutput { "User" => user }
+    o::delete_user::DeleteUserOutput {}
+    o::get_user::GetUserOutput { "User" => user }
+    o::list_users::ListUsersOutput { "Users" => users }
+    o::attach_user_policy::AttachUserPolicyOutput {}
+    o::detach_user_policy::DetachUserPolicyOutput {}
+    o::list_attached_user_policies::ListAttachedUserPoliciesOutput { "AttachedPolicies" => attached_policies }
+    o::create_access_key::CreateAccessKeyOutput { "AccessKey" => access_key }
+    o::delete_access_key::DeleteAccessKeyOutput {}
+    o::list_access_keys::ListAccessKeysOutput { "AccessKeyMetadata" => access_key_metadata }
+}

@@ -1,0 +1,57 @@
+//! S3 bindings.
+
+use crate::ec2::send;
+use crate::json::{Params, ToJson, enum_json, from_json, to_json};
+use crate::{CallError, sdk_error};
+use aws_sdk_s3::operation as o;
+use aws_sdk_s3::types as t;
+use serde_json::Value;
+
+pub async fn call(c: &aws_sdk_s3::Client, action: &str, p: &mut Params) -> Result<Value, CallError> {
+    Ok(match action {
+        "CreateBucket" => {
+            // labrun's tags travel with the request and are applied right after the create.
+            let tags = p.take_internal("__labrun_tags");
+            let bucket: Option<String> = p.get("Bucket")?;
+            let out = send!(c.create_bucket().set_bucket(bucket.clone()), p, {"CreateBucketConfiguration" => set_create_bucket_configuration}).to_json();
+            if let (Some(tags), Some(bucket)) = (tags, bucket) {
+                let set: Vec<t::Tag> = crate::json::FromJson::from_json(&tags, "tags").map_err(|e| crate::classify("InvalidTag".into(), e, None))?;
+                let tagging = t::Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| crate::classify("InvalidTag".into(), e.to_string(), None))?;
+                c.put_bucket_tagging().bucket(bucket).tagging(tagging).send().await.map_err(sdk_error)?;
+            }
+            out
+        }
+        "DeleteBucket" => send!(c.delete_bucket(), p, {"Bucket" => set_bucket}).to_json(),
+        "HeadBucket" => send!(c.head_bucket(), p, {"Bucket" => set_bucket}).to_json(),
+        "ListBuckets" => send!(c.list_buckets(), p, {"Prefix" => set_prefix}).to_json(),
+        "GetBucketTagging" => send!(c.get_bucket_tagging(), p, {"Bucket" => set_bucket}).to_json(),
+        "PutBucketTagging" => send!(c.put_bucket_tagging(), p, {"Bucket" => set_bucket, "Tagging" => set_tagging}).to_json(),
+        "ListObjectsV2" => send!(c.list_objects_v2(), p, {"Bucket" => set_bucket, "Prefix" => set_prefix}).to_json(),
+        "GetPublicAccessBlock" => send!(c.get_public_access_block(), p, {"Bucket" => set_bucket}).to_json(),
+        _ => return Err(crate::unbound("s3", action)),
+    })
+}
+
+from_json! {
+    t::Tag { "Key" => set_key, "Value" => set_value }
+    t::Tagging { "TagSet" => set_tag_set }
+    t::CreateBucketConfiguration { "LocationConstraint" => set_location_constraint }
+}
+
+enum_json! { t::BucketLocationConstraint }
+
+to_json! {
+    t::Tag { "Key" => key, "Value" => value }
+    t::Bucket { "Name" => name, "CreationDate" => creation_date, "BucketRegion" => bucket_region }
+    t::Object { "Key" => key, "Size" => size, "LastModified" => last_modified }
+    t::PublicAccessBlockConfiguration { "BlockPublicAcls" => block_public_acls, "IgnorePublicAcls" => ignore_public_acls,
+                                        "BlockPublicPolicy" => block_public_policy, "RestrictPublicBuckets" => restrict_public_buckets }
+    o::create_bucket::CreateBucketOutput { "Location" => location }
+    o::delete_bucket::DeleteBucketOutput {}
+    o::head_bucket::HeadBucketOutput { "BucketRegion" => bucket_region }
+    o::list_buckets::ListBucketsOutput { "Buckets" => buckets }
+    o::get_bucket_tagging::GetBucketTaggingOutput { "TagSet" => tag_set }
+    o::put_bucket_tagging::PutBucketTaggingOutput {}
+    o::list_objects_v2::ListObjectsV2Output { "Name" => name, "Prefix" => prefix, "KeyCount" => key_count, "Contents" => contents }
+    o::get_public_access_block::GetPublicAccessBlockOutput { "PublicAccessBlockConfiguration" => public_access_block_configuration }
+}

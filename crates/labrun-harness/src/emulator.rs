@@ -1,0 +1,404 @@
+//! Finding or starting the emulator, in this order:
+//! 1. an endpoint the user gives (`--endpoint`, `AWS_ENDPOINT_URL`), or a LocalStack already
+//!    answering on 127.0.0.1:4566;
+//! 2. the LocalStack labrun manages, if it is still running;
+//! 3. a LocalStack container, when a Docker engine answers;
+//! 4. LocalStack on the host: a Python virtual environment in the cache directory, installed
+//!    once from the pinned lock, started with settings that keep it off global folders and DNS.
+
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const LOCALSTACK_VERSION: &str = "4.13.1";
+/// Pinned image for the container source; tags after 4.14 need an auth token.
+pub const LOCALSTACK_IMAGE: &str = "localstack/localstack:4.13.1";
+/// pip freeze of a working host install (Python 3.11; later LocalStack releases need 3.12).
+pub const LOCK: &str = include_str!("../localstack-4.13.1.lock.txt");
+const SERVICES: &str = "ec2,ssm,sts,iam,s3";
+const DEFAULT_LOCAL: &str = "http://127.0.0.1:4566";
+/// A managed emulator stops by itself after this long, so none is left behind for good.
+const MAX_LIFETIME_SECS: u64 = 4 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Given by the user, or found answering on the default port: labrun never stops it.
+    External,
+    Container,
+    Host,
+}
+
+/// A running emulator labrun can use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Emulator {
+    pub source: Source,
+    pub endpoint: String,
+    pub version: Option<String>,
+    /// Process (host) or container id labrun started, if it did.
+    pub pid: Option<u32>,
+    pub container: Option<String>,
+    /// Folder holding the emulator's files and log (host source).
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("python3 was not found (looked for `{0}`); install Python 3.10 or newer (e.g. `apt-get install python3 python3-venv`), or start LocalStack yourself and pass --endpoint")]
+    NoPython(String),
+    #[error("creating the Python virtual environment failed: {0}\nhint: on Debian/Ubuntu install the `python3-venv` package")]
+    Venv(String),
+    #[error("installing LocalStack {LOCALSTACK_VERSION} with pip failed (is PyPI reachable?):\n{0}")]
+    Install(String),
+    #[error("LocalStack did not start: {0}")]
+    Start(String),
+    #[error("the endpoint {0} does not answer")]
+    Unreachable(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the caller wants and where labrun keeps its files.
+pub struct Options<'a> {
+    /// `--endpoint` or `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    pub cache_dir: PathBuf,
+    /// Try Docker before the host install.
+    pub allow_container: bool,
+    /// Progress lines for a person (install and start can take a while).
+    pub progress: &'a (dyn Fn(&str) + Sync),
+    /// Stop the started emulator once this process exits (test binaries); `None` leaves it
+    /// running for the next command, until `labrun emulator down`.
+    pub watch_pid: Option<u32>,
+    /// Keep a separate managed emulator (and state file) under this name.
+    pub instance: &'a str,
+}
+
+/// labrun's cache folder: `LABRUN_CACHE_DIR`, else the user's cache directory.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("LABRUN_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("labrun")))
+        .unwrap_or_else(|| std::env::temp_dir().join("labrun-cache"))
+}
+
+fn state_file(cache: &Path, instance: &str) -> PathBuf {
+    cache.join(format!("emulator-{instance}.json"))
+}
+
+/// The managed emulator recorded in the state file, if its process still answers.
+pub fn status(cache: &Path, instance: &str) -> Option<Emulator> {
+    let text = std::fs::read_to_string(state_file(cache, instance)).ok()?;
+    let emu: Emulator = serde_json::from_str(&text).ok()?;
+    (healthy(&emu.endpoint).is_some()).then_some(emu)
+}
+
+/// Finds an emulator to use, starting the managed one if nothing else is there.
+pub fn resolve(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
+    if let Some(endpoint) = &opts.endpoint {
+        if !answers(endpoint) {
+            return Err(HarnessError::Unreachable(endpoint.clone()));
+        }
+        let version = healthy(endpoint).flatten();
+        return Ok(Emulator { source: Source::External, endpoint: endpoint.clone(), version, pid: None, container: None, root: None });
+    }
+    if let Some(version) = healthy(DEFAULT_LOCAL) {
+        return Ok(Emulator { source: Source::External, endpoint: DEFAULT_LOCAL.into(), version, pid: None, container: None, root: None });
+    }
+    up(opts)
+}
+
+/// Starts the managed emulator (or returns the one already running).
+pub fn up(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
+    if let Some(e) = status(&opts.cache_dir, opts.instance) {
+        return Ok(e);
+    }
+    std::fs::create_dir_all(&opts.cache_dir)?;
+    let emu = if opts.allow_container {
+        match start_container(opts) {
+            Ok(e) => e,
+            Err(why) => {
+                (opts.progress)(&format!("no container: {why}; running LocalStack on the host instead"));
+                start_host(opts)?
+            }
+        }
+    } else {
+        start_host(opts)?
+    };
+    std::fs::write(state_file(&opts.cache_dir, opts.instance), serde_json::to_string_pretty(&emu).unwrap_or_default())?;
+    Ok(emu)
+}
+
+/// Stops the managed emulator; returns what was stopped. Only ever the process labrun started.
+pub fn down(cache: &Path, instance: &str) -> Result<Option<Emulator>, HarnessError> {
+    let path = state_file(cache, instance);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let Ok(emu) = serde_json::from_str::<Emulator>(&text) else {
+        std::fs::remove_file(&path)?;
+        return Ok(None);
+    };
+    if let Some(pid) = emu.pid {
+        stop_pid(pid);
+    }
+    if let Some(id) = &emu.container {
+        let _ = Command::new("docker").args(["rm", "-f", id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+    if let Some(root) = &emu.root {
+        let _ = std::fs::remove_dir_all(root);
+    }
+    std::fs::remove_file(&path)?;
+    Ok(Some(emu))
+}
+
+fn stop_pid(pid: u32) {
+    let alive = |pid: u32| Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).stderr(Stdio::null()).status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if alive(pid) {
+        let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).stderr(Stdio::null()).status();
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+}
+
+/// `Some(version)` if a LocalStack health endpoint answers at `endpoint`.
+pub fn healthy(endpoint: &str) -> Option<Option<String>> {
+    let (status, body) = http_get(endpoint, "/_localstack/health", Duration::from_millis(800))?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    Some(v.get("version").and_then(|x| x.as_str()).map(str::to_string))
+}
+
+/// Whether anything answers HTTP at `endpoint`.
+fn answers(endpoint: &str) -> bool {
+    http_get(endpoint, "/", Duration::from_secs(2)).is_some()
+}
+
+/// A minimal HTTP/1.0 GET for health checks (plain HTTP on loopback; no TLS needed).
+fn http_get(endpoint: &str, path: &str, timeout: Duration) -> Option<(u16, String)> {
+    let rest = endpoint.strip_prefix("http://")?;
+    let host = rest.split('/').next()?;
+    let addr = host.to_socket_addrs().ok()?.next()?;
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.set_write_timeout(Some(timeout)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn docker_answers() -> Result<(), String> {
+    let out = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).stdout(Stdio::piped()).stderr(Stdio::piped()).output();
+    match out {
+        Err(_) => Err("no docker command".into()),
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!("no Docker engine answers ({})", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").trim())),
+    }
+}
+
+fn start_container(opts: &Options<'_>) -> Result<Emulator, String> {
+    docker_answers()?;
+    let port = free_port().map_err(|e| e.to_string())?;
+    (opts.progress)(&format!("starting {LOCALSTACK_IMAGE} in Docker on 127.0.0.1:{port}"));
+    let mut cmd = Command::new("docker");
+    cmd.args(["run", "-d", "--rm", "-p", &format!("127.0.0.1:{port}:4566"), "-e", &format!("SERVICES={SERVICES}")]);
+    if std::env::var_os("LOCALSTACK_AUTH_TOKEN").is_some() {
+        cmd.args(["-e", "LOCALSTACK_AUTH_TOKEN"]);
+    }
+    let out = cmd.arg(LOCALSTACK_IMAGE).output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_healthy(&endpoint, Duration::from_secs(120), || true).map_err(|e| e.to_string())?;
+    Ok(Emulator { source: Source::Container, endpoint, version: Some(LOCALSTACK_VERSION.into()), pid: None, container: Some(id), root: None })
+}
+
+fn python() -> String {
+    std::env::var("LABRUN_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The virtual environment, installed on first use from the pinned lock.
+pub fn ensure_venv(cache: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<PathBuf, HarnessError> {
+    ensure_venv_with(cache, &python(), progress)
+}
+
+fn ensure_venv_with(cache: &Path, py: &str, progress: &(dyn Fn(&str) + Sync)) -> Result<PathBuf, HarnessError> {
+    let base = cache.join(format!("localstack-{LOCALSTACK_VERSION}"));
+    let venv = base.join("venv");
+    let marker = base.join("installed.lock.txt");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == LOCK) && venv.join("bin/python").exists() {
+        return Ok(venv);
+    }
+    let py = py.to_string();
+    let version = Command::new(&py).args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).output().map_err(|_| HarnessError::NoPython(py.clone()))?;
+    if !version.status.success() {
+        return Err(HarnessError::NoPython(py));
+    }
+    std::fs::create_dir_all(&base)?;
+    progress(&format!("installing LocalStack {LOCALSTACK_VERSION} into {} (once; about 30 s)", venv.display()));
+    let _ = std::fs::remove_dir_all(&venv);
+    let out = Command::new(&py).args(["-m", "venv"]).arg(&venv).output()?;
+    if !out.status.success() {
+        return Err(HarnessError::Venv(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    let lock_path = base.join("lock.txt");
+    std::fs::write(&lock_path, LOCK)?;
+    let mut child = Command::new(venv.join("bin/pip"))
+        .args(["install", "--disable-pip-version-check", "--no-input", "--timeout", "30", "--retries", "2", "-r"])
+        .arg(&lock_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take();
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(pkg) = line.strip_prefix("Collecting ") {
+                progress(&format!("pip: {pkg}"));
+            }
+        }
+    }
+    let status = child.wait()?;
+    let err = err_thread.join().unwrap_or_default();
+    if !status.success() {
+        let tail: Vec<&str> = err.lines().rev().take(12).collect();
+        return Err(HarnessError::Install(tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+    }
+    std::fs::write(&marker, LOCK)?;
+    Ok(venv)
+}
+
+fn start_host(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
+    let venv = ensure_venv(&opts.cache_dir, opts.progress)?;
+    let port = free_port()?;
+    let root = opts.cache_dir.join(format!("localstack-{LOCALSTACK_VERSION}")).join(format!("run-{port}"));
+    std::fs::create_dir_all(&root)?;
+    let log_path = root.join("localstack.log");
+    let log = std::fs::File::create(&log_path)?;
+    (opts.progress)(&format!("starting LocalStack {LOCALSTACK_VERSION} on 127.0.0.1:{port}"));
+    let python = venv.join("bin/python");
+    // `timeout` bounds the emulator's life; with a watched pid, a shell loop stops it when the
+    // watcher (a test binary) exits.
+    let script = match opts.watch_pid {
+        Some(watch) => format!(
+            "timeout {MAX_LIFETIME_SECS} \"$0\" -m localstack.runtime.main & child=$!; \
+             while kill -0 {watch} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; kill $child 2>/dev/null; wait $child"
+        ),
+        None => format!("exec timeout {MAX_LIFETIME_SECS} \"$0\" -m localstack.runtime.main"),
+    };
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script).arg(&python);
+    cmd.env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SERVICES", SERVICES)
+        .env("OVERRIDE_IN_DOCKER", "0")
+        .env("FILESYSTEM_ROOT", root.join("fs"))
+        .env("XDG_CACHE_HOME", root.join("xdg-cache"))
+        .env("DNS_ADDRESS", "0")
+        .env("DISABLE_EVENTS", "1")
+        .env("SKIP_SSL_CERT_DOWNLOAD", "1")
+        .env_remove("AWS_ENDPOINT_URL")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group: a Ctrl-C meant for labrun does not stop the emulator.
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let waited = wait_healthy(&endpoint, Duration::from_secs(90), || matches!(child.try_wait(), Ok(None)));
+    if let Err(e) = waited {
+        stop_pid(pid);
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        return Err(HarnessError::Start(format!("{e}\nlast lines of {}:\n{}", log_path.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))));
+    }
+    // The child is left running on purpose; reap it in the background if it exits while we live.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(Emulator { source: Source::Host, endpoint, version: Some(LOCALSTACK_VERSION.into()), pid: Some(pid), container: None, root: Some(root) })
+}
+
+fn wait_healthy(endpoint: &str, limit: Duration, alive: impl FnMut() -> bool) -> Result<(), String> {
+    let mut alive = alive;
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if healthy(endpoint).is_some() {
+            return Ok(());
+        }
+        if !alive() {
+            return Err("the process exited".into());
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    Err(format!("no answer from {endpoint} within {}s", limit.as_secs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_endpoint_is_reported_not_hung() {
+        let port = free_port().unwrap();
+        let quiet = |_: &str| {};
+        let opts = Options {
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            cache_dir: std::env::temp_dir(),
+            allow_container: false,
+            progress: &quiet,
+            watch_pid: None,
+            instance: "test",
+        };
+        let started = Instant::now();
+        assert!(matches!(resolve(&opts), Err(HarnessError::Unreachable(_))));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn missing_python_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let quiet = |_: &str| {};
+        let err = ensure_venv_with(dir.path(), "definitely-not-python-xyz", &quiet).unwrap_err();
+        assert!(matches!(err, HarnessError::NoPython(_)));
+        assert!(err.to_string().contains("install Python"), "{err}");
+    }
+
+    #[test]
+    fn container_source_says_why_it_is_unavailable() {
+        // On machines without a Docker engine this names the reason; with one, it succeeds.
+        match docker_answers() {
+            Ok(()) => {}
+            Err(why) => assert!(why.contains("docker") || why.contains("Docker"), "{why}"),
+        }
+    }
+}

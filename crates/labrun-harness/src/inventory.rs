@@ -1,0 +1,72 @@
+//! A describe-all inventory of an account: what exists, by kind. Two inventories taken around
+//! a chapter test must be equal, or the chapter leaked something.
+
+use labrun_exec::Backend;
+use labrun_exec::assert::search;
+use labrun_lab::catalog;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Kind → ids.
+pub type Inventory = BTreeMap<&'static str, BTreeSet<String>>;
+
+/// (kind, operation, parameters, JMESPath selecting the ids of live resources)
+const LISTINGS: &[(&str, &str, &str, &str)] = &[
+    ("vpc", "ec2:DescribeVpcs", "{}", "Vpcs[].VpcId"),
+    ("subnet", "ec2:DescribeSubnets", "{}", "Subnets[].SubnetId"),
+    ("internet-gateway", "ec2:DescribeInternetGateways", "{}", "InternetGateways[].InternetGatewayId"),
+    ("route-table", "ec2:DescribeRouteTables", "{}", "RouteTables[].RouteTableId"),
+    ("security-group", "ec2:DescribeSecurityGroups", "{}", "SecurityGroups[].GroupId"),
+    ("vpc-endpoint", "ec2:DescribeVpcEndpoints", "{}", "VpcEndpoints[?State!='deleted'].VpcEndpointId"),
+    ("instance", "ec2:DescribeInstances", "{}", "Reservations[].Instances[?State.Name!='terminated'][].InstanceId"),
+    ("key-pair", "ec2:DescribeKeyPairs", "{}", "KeyPairs[].KeyName"),
+    ("iam-role", "iam:ListRoles", "{}", "Roles[].RoleName"),
+    ("instance-profile", "iam:ListInstanceProfiles", "{}", "InstanceProfiles[].InstanceProfileName"),
+    ("iam-user", "iam:ListUsers", "{}", "Users[].UserName"),
+    ("bucket", "s3:ListBuckets", "{}", "Buckets[].Name"),
+    ("ssm-document", "ssm:ListDocuments", r#"{"Filters": [{"Key": "Owner", "Values": ["Self"]}]}"#, "DocumentIdentifiers[].Name"),
+];
+
+/// Takes the inventory of the backend's account and region.
+pub async fn take(b: &dyn Backend) -> Result<Inventory, String> {
+    let mut inv = Inventory::new();
+    for (kind, op, params, ids) in LISTINGS {
+        let op = catalog::operation(op).expect("inventory uses catalog operations");
+        let params: Value = serde_json::from_str(params).unwrap_or(json!({}));
+        let resp = b.call(op, &params).await.map_err(|e| format!("inventory {}: {e}", op.name))?;
+        let found = search(ids, &resp)?;
+        let set: BTreeSet<String> = found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        inv.insert(kind, set);
+    }
+    Ok(inv)
+}
+
+/// What `after` has that `before` did not, as `kind id` lines.
+pub fn leaked(before: &Inventory, after: &Inventory) -> Vec<String> {
+    after
+        .iter()
+        .flat_map(|(kind, ids)| ids.iter().filter(move |id| !before.get(kind).is_some_and(|b| b.contains(*id))).map(move |id| format!("{kind} {id}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaks_are_named() {
+        let mut a = Inventory::new();
+        a.insert("vpc", ["vpc-default".to_string()].into());
+        let mut b = a.clone();
+        b.get_mut("vpc").unwrap().insert("vpc-new".into());
+        b.insert("bucket", ["lab-x".to_string()].into());
+        assert_eq!(leaked(&a, &b), vec!["bucket lab-x".to_string(), "vpc vpc-new".to_string()]);
+        assert!(leaked(&b, &a).is_empty());
+    }
+}
