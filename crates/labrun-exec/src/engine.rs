@@ -163,7 +163,9 @@ impl Engine {
     /// A selected chapter whose checks already pass is not run again unless `force`.
     pub async fn run(&self, w: &Workshop, selection: &[usize], force: bool) -> RunReport {
         let mut report = RunReport::default();
-        let prereqs = labrun_lab::prerequisites(w, selection);
+        // A teardown chapter removes what others built: building them first would be absurd.
+        let building: Vec<usize> = selection.iter().copied().filter(|&i| !w.chapters[i].teardown).collect();
+        let prereqs = labrun_lab::prerequisites(w, &building);
         let plan: Vec<(usize, bool)> = prereqs.iter().map(|&i| (i, true)).chain(selection.iter().map(|&i| (i, false))).collect();
         for (i, is_prereq) in plan {
             if self.cancelled() {
@@ -238,6 +240,7 @@ impl Engine {
         let mut ctx = self.base_context(w, chapter);
         let mut reports = Vec::new();
         let mut stop = false;
+        let mut passed: std::collections::HashSet<String> = std::collections::HashSet::new();
         for step in &chapter.steps {
             if self.cancelled() {
                 break;
@@ -246,11 +249,17 @@ impl Engine {
                 self.observer.step_started(chapter, step);
             }
             let started = Instant::now();
+            let blocked = depends_on(step).into_iter().find(|d| ctx.steps.contains_key(d) && !passed.contains(d));
             let (status, message, mismatches, outputs) = if stop {
                 (Status::Skipped, Some("not run: an earlier step failed".to_string()), Vec::new(), None)
+            } else if let Some(d) = blocked {
+                (Status::Skipped, Some(format!("not run: it uses step `{d}`, which did not pass")), Vec::new(), None)
             } else {
                 self.step(w, chapter, step, mode, &mut ctx).await
             };
+            if status == Status::Passed {
+                passed.insert(step.id.clone());
+            }
             // Later steps may refer to this one's outputs: a step that did not run binds them to none.
             let bound = outputs.unwrap_or_else(|| Value::Object(step.outputs.iter().map(|(n, _)| (n.clone(), Value::Null)).collect()));
             ctx.steps.insert(step.id.clone(), bound);
@@ -424,6 +433,10 @@ impl Engine {
             Matcher::NotContains(v) => Matcher::NotContains(r(v)?),
             Matcher::AllEqual(v) => Matcher::AllEqual(r(v)?),
             Matcher::AnyOf(vs) => Matcher::AnyOf(vs.iter().map(r).collect::<Result<_, _>>()?),
+            Matcher::Matches(re) if re.contains("{{") => match r(&Value::String(re.clone()))? {
+                Value::String(s) => Matcher::Matches(s),
+                other => Matcher::Matches(other.to_string()),
+            },
             other => other.clone(),
         })
     }
@@ -569,6 +582,24 @@ fn is_already_undone(e: &CallError) -> bool {
     matches!(e.code.as_str(), "Gateway.NotAttached" | "InvalidPermission.NotFound" | "InvalidAssociationID.NotFound" | "NoSuchBucket" | "NoSuchEntity" | "InvalidDocument")
         || e.code.ends_with(".NotFound")
         || e.code.ends_with("NotFound")
+}
+
+/// Steps whose outputs this step's parameters or `for_each` use.
+fn depends_on(step: &Step) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.extend(labrun_lab::steps::step_references(s).into_iter().map(|(id, _)| id)),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&step.with, &mut out);
+    if let Some(f) = &step.for_each {
+        walk(f, &mut out);
+    }
+    out
 }
 
 /// Exponential backoff with full jitter, capped.

@@ -54,7 +54,11 @@ pub fn select(target: &Path) -> Result<Selection, LoadError> {
         let target = std::fs::canonicalize(target).map_err(|source| LoadError::Io { path: target.into(), source })?;
         let root = workshop_root(&target);
         let loaded = load(&root)?;
-        let chapters = subtree(&loaded.workshop, |c| c.dir == target);
+        let mut chapters = subtree(&loaded.workshop, |c| c.dir == target);
+        if chapters.is_empty() {
+            // A folder that is not a chapter itself (a workshop root without a home page).
+            chapters = (0..loaded.workshop.chapters.len()).filter(|&i| loaded.workshop.chapters[i].dir.starts_with(&target)).collect();
+        }
         return Ok(Selection { loaded, chapters });
     }
     // `labs/3.2`: a chapter number under an existing directory.
@@ -269,6 +273,7 @@ fn load_chapter(
         steps: Vec::new(),
         parent,
         depth,
+        teardown: false,
         requires_src: Vec::new(),
     };
     let mut fm_number = None;
@@ -292,12 +297,13 @@ fn load_chapter(
         }
     }
     for (node, source) in &settings {
-        let (req, vars) = page::chapter_settings(node, source, diags);
+        let settings = page::chapter_settings(node, source, diags);
         // Both language pages may carry settings; the first that names prerequisites wins.
         if chapter.requires_src.is_empty() {
-            chapter.requires_src = req.into_iter().map(|(n, s)| (n, s, source.clone())).collect();
+            chapter.requires_src = settings.requires.into_iter().map(|(n, s)| (n, s, source.clone())).collect();
         }
-        chapter.vars.extend(vars);
+        chapter.teardown |= settings.teardown;
+        chapter.vars.extend(settings.vars);
     }
     let scope_vars: std::collections::HashSet<String> = chapter.vars.keys().cloned().collect();
     for (source, fm, is_vi) in &pages {
@@ -389,22 +395,23 @@ fn read_lab_yaml(
                     "title_vi" => chapter.title_vi = v.as_str().map(str::to_string),
                     "weight" => chapter.weight = if let Kind::Int(i) = v.kind { i } else { 0 },
                     "steps" => {}
-                    "requires" | "vars" => settings.push((k.clone(), v.clone())),
+                    "requires" | "vars" | "teardown" => settings.push((k.clone(), v.clone())),
                     other => diags.push(
                         Diagnostic::error("labrun::unknown-field", format!("unknown lab.yaml field `{other}`"))
                             .at(source, k.span, "not a lab.yaml field")
-                            .with_help("lab.yaml fields are: title, title_vi, weight, requires, vars, steps"),
+                            .with_help("lab.yaml fields are: title, title_vi, weight, requires, vars, teardown, steps"),
                     ),
                 }
             }
             if !settings.is_empty() {
                 let node = Node { kind: Kind::Map(settings), span: node.span };
-                let (req, v) = page::chapter_settings(&node, source, diags);
-                for k in v.keys() {
+                let settings = page::chapter_settings(&node, source, diags);
+                for k in settings.vars.keys() {
                     scope.vars.insert(k.clone());
                 }
-                chapter.vars.extend(v);
-                chapter.requires_src.extend(req.into_iter().map(|(n, s)| (n, s, source.clone())));
+                chapter.vars.extend(settings.vars);
+                chapter.teardown |= settings.teardown;
+                chapter.requires_src.extend(settings.requires.into_iter().map(|(n, s)| (n, s, source.clone())));
             }
             node.get("steps").cloned().unwrap_or(Node { kind: Kind::Null, span: node.span })
         }

@@ -37,6 +37,9 @@ pub struct Chapter {
     /// Index of the parent chapter in `Workshop::chapters`.
     pub parent: Option<usize>,
     pub depth: usize,
+    /// Removes what other chapters built: `run` does not build its prerequisites first, and
+    /// `test` expects the account as it was before them.
+    pub teardown: bool,
     /// `requires` as written, resolved against the whole tree once it is loaded.
     #[serde(skip)]
     pub(crate) requires_src: Vec<(String, crate::yaml::Span, std::sync::Arc<crate::diag::SourceFile>)>,

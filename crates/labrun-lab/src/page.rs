@@ -219,13 +219,20 @@ pub fn number_from_dir(name: &str) -> Option<String> {
 }
 
 /// Settings of a chapter's `labrun:` front-matter section.
-pub fn chapter_settings(node: &Node, source: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> (Vec<(String, Span)>, Map<String, Value>) {
-    let mut requires = Vec::new();
-    let mut vars = Map::new();
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub requires: Vec<(String, Span)>,
+    pub vars: Map<String, Value>,
+    pub teardown: bool,
+}
+
+pub fn chapter_settings(node: &Node, source: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> Settings {
+    let mut out = Settings::default();
     let Some(entries) = node.as_map() else {
         diags.push(Diagnostic::error("labrun::wrong-type", "the `labrun:` front-matter section must be a mapping").at(source, node.span, "expected a mapping"));
-        return (requires, vars);
+        return out;
     };
+    let (requires, vars) = (&mut out.requires, &mut out.vars);
     for (k, v) in entries {
         match k.key_text().as_str() {
             "requires" => match &v.kind {
@@ -241,18 +248,22 @@ pub fn chapter_settings(node: &Node, source: &Arc<SourceFile>, diags: &mut Vec<D
                 }
                 _ => diags.push(Diagnostic::error("labrun::wrong-type", "`requires` takes a list of chapter numbers").at(source, v.span, "expected a list")),
             },
+            "teardown" => match v.kind {
+                Kind::Bool(b) => out.teardown = b,
+                _ => diags.push(Diagnostic::error("labrun::wrong-type", "`teardown` must be true or false").at(source, v.span, "expected a boolean")),
+            },
             "vars" => match v.to_json() {
-                Value::Object(m) => vars = m,
+                Value::Object(m) => *vars = m,
                 _ => diags.push(Diagnostic::error("labrun::wrong-type", "`vars` must be a mapping").at(source, v.span, "expected a mapping")),
             },
             other => diags.push(
                 Diagnostic::error("labrun::unknown-field", format!("unknown chapter setting `{other}`"))
                     .at(source, k.span, "not a chapter setting")
-                    .with_help("chapter settings are: requires, vars"),
+                    .with_help("chapter settings are: requires, vars, teardown"),
             ),
         }
     }
-    (requires, vars)
+    out
 }
 
 #[cfg(test)]

@@ -374,7 +374,8 @@ fn read_matcher(node: &Node, sink: &mut Sink<'_>) -> Option<Matcher> {
         "not_contains" => Matcher::NotContains(v),
         "matches" => {
             let s = sink.expect_str(value, "`matches`")?;
-            if let Err(e) = regex_check(s) {
+            // A template inside is checked once rendered.
+            if let Err(e) = regex_check(s).or_else(|e| if s.contains("{{") { Ok(()) } else { Err(e) }) {
                 sink.error("labrun::bad-regex", value.span, format!("invalid regular expression `{s}`"), "does not compile").help = Some(e);
                 return None;
             }

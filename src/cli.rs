@@ -1,0 +1,192 @@
+//! Command-line arguments.
+
+use crate::report::Format;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "labrun",
+    version,
+    about = "Run, check and clean up cloud workshops written as Hugo pages",
+    long_about = "labrun turns workshop chapters (Hugo pages with ```labrun blocks, or lab.yaml) into executable, \
+                  verifiable labs. `labrun labs/3.2` builds chapter 3.2 on the emulator; `labrun check labs/3.2` \
+                  checks work done by hand; `labrun down labs/3.2` removes what labrun created.",
+    after_help = "Exit codes: 0 passed, 1 a step or check failed, 2 the lab or the command line is wrong, 3 the environment failed.\n\
+                  A bare path runs it: `labrun labs/3.2` is `labrun run labs/3.2`."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a chapter and its sub-chapters, prerequisites first
+    Run(RunArgs),
+    /// Read-only: check what exists against a chapter's expectations (learner mode)
+    Check(TargetedArgs),
+    /// Undo what labrun created for these chapters, newest first, then sweep by tag
+    Down(TargetedArgs),
+    /// Print every call with its rendered parameters and the AWS CLI equivalent; calls nothing
+    Plan(PlanArgs),
+    /// Static checks of lab sources, with file:line:col diagnostics; calls nothing
+    Validate(ValidateArgs),
+    /// Show the chapter tree: numbers, titles (EN/VI), step counts
+    List(PathArg),
+    /// Test chapters on the emulator: checks fail → run → checks pass → down → checks fail → no leaks
+    Test(TestArgs),
+    /// Manage the LocalStack emulator labrun uses
+    Emulator {
+        #[command(subcommand)]
+        action: EmulatorAction,
+    },
+    /// Print the JSON Schema of a lab block, for editors
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct PathArg {
+    /// Workshop or chapter: a directory (labs/, labs/3-x/3.2-y) or a chapter number under one (labs/3.2)
+    #[arg(default_value = "labs")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub path: PathArg,
+    /// `human`: with source snippets; `short`: one line per problem
+    #[arg(long, value_enum, default_value_t = DiagFormat::Human)]
+    pub format: DiagFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DiagFormat {
+    Human,
+    Short,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub path: PathArg,
+    /// Override a variable: --var key=value (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Region used in rendered calls
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// LocalStack (given, found, or started by labrun)
+    Emulator,
+    /// A real AWS account: needs an allow-listed account and confirmation
+    Aws,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetedArgs {
+    #[command(flatten)]
+    pub path: PathArg,
+    /// Where calls go
+    #[arg(long, value_enum, default_value_t = Target::Emulator)]
+    pub target: Target,
+    /// Emulator endpoint URL (default: AWS_ENDPOINT_URL, then 127.0.0.1:4566, then a LocalStack labrun starts)
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Region (default: AWS_REGION, the profile's, then the workshop's)
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile for --target aws (default: AWS_PROFILE)
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Allow this AWS account id for --target aws, in addition to workshop.yaml's `accounts` (repeatable)
+    #[arg(long = "account", value_name = "ID")]
+    pub accounts: Vec<String>,
+    /// Emulator account: a 12-digit id used as the access key (LocalStack isolates by it)
+    #[arg(long, value_name = "ID")]
+    pub emulator_account: Option<String>,
+    /// Do not ask for confirmation before changing a real AWS account
+    #[arg(long)]
+    pub yes: bool,
+    /// Plain lines instead of progress spinners
+    #[arg(long)]
+    pub plain: bool,
+    /// Write a report: --report json FILE or --report junit FILE (repeatable)
+    #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"], action = clap::ArgAction::Append)]
+    pub report: Vec<String>,
+    /// Override a variable: --var key=value (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Show retries and polls as they happen
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub t: TargetedArgs,
+    /// Run selected chapters even when their checks already pass
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub path: PathArg,
+    /// Chapters tested at once
+    #[arg(long, short, default_value_t = 2)]
+    pub jobs: usize,
+    /// Test only shard K of N (1-based), e.g. --shard 1/2, to split chapters across CI machines
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Emulator endpoint URL (default as for `run`)
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Region
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Write a report: --report json FILE or --report junit FILE (repeatable)
+    #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"], action = clap::ArgAction::Append)]
+    pub report: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EmulatorAction {
+    /// Start the managed LocalStack (installing it on first use) and print its endpoint
+    Up,
+    /// Stop the LocalStack labrun started (never one it did not start)
+    Down,
+    /// Show the emulator labrun would use: source, version, endpoint, process id
+    Status,
+}
+
+pub const SUBCOMMANDS: &[&str] = &["run", "check", "down", "plan", "validate", "list", "test", "emulator", "schema", "help"];
+
+/// `labrun labs/3.2` means `labrun run labs/3.2`.
+pub fn with_implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let first = args.get(1).and_then(|a| a.to_str()).map(str::to_string);
+    if let Some(first) = first
+        && !first.starts_with('-')
+        && !SUBCOMMANDS.contains(&first.as_str())
+    {
+        args.insert(1, "run".into());
+    }
+    args
+}
+
+/// Parses `--report FORMAT FILE` pairs.
+pub fn reports(values: &[String]) -> Result<Vec<(Format, PathBuf)>, String> {
+    values
+        .chunks(2)
+        .map(|pair| {
+            let format = Format::from_str(&pair[0], true).map_err(|_| format!("unknown report format `{}` (use json or junit)", pair[0]))?;
+            Ok((format, PathBuf::from(pair.get(1).cloned().unwrap_or_default())))
+        })
+        .collect()
+}

@@ -1,0 +1,457 @@
+//! One function per command: load, connect, drive the engine, print, map to an exit code.
+
+use crate::CliError;
+use crate::cli::{self, Command, DiagFormat, EmulatorAction, Target, TargetedArgs};
+use crate::report;
+use crate::ui::Ui;
+use labrun_aws::{AwsBackend, Connect, TargetKind};
+use labrun_exec::{Backend, Engine, Ledger, RunReport, Status};
+use labrun_harness::emulator::{self, Options};
+use labrun_lab::diag::{Diagnostic, render_plain};
+use labrun_lab::{Selection, Workshop};
+use serde_json::{Map, Value};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Validate(a) => validate(&a.path.path, a.format),
+        Command::List(a) => list(&a.path),
+        Command::Plan(a) => plan(a),
+        Command::Schema => {
+            print!("{}", labrun_lab::schema::schema_text());
+            Ok(())
+        }
+        Command::Run(a) => block_on(targeted(a.t, Mode::Run { force: a.force })),
+        Command::Check(a) => block_on(targeted(a, Mode::Check)),
+        Command::Down(a) => block_on(targeted(a, Mode::Down)),
+        Command::Test(a) => block_on(test(a)),
+        Command::Emulator { action } => emulator_cmd(action),
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Environment(format!("cannot start the async runtime: {e}")))?
+        .block_on(f)
+}
+
+/// Loads and validates; prints diagnostics. Errors end the command with exit code 2.
+fn load(path: &Path, format: DiagFormat) -> Result<Selection, CliError> {
+    let sel = labrun_lab::select(path).map_err(|e| match e {
+        labrun_lab::load::LoadError::NoChapter { root, number, suggestion } => CliError::Invalid(format!(
+            "no chapter numbered {number} under {}{}",
+            root.display(),
+            suggestion.map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
+        )),
+        other => CliError::Invalid(other.to_string()),
+    })?;
+    // Only diagnostics from the selected chapters' files (and workshop.yaml) matter here; a
+    // workshop-wide `validate` selects everything anyway.
+    print_diagnostics(&sel.loaded.diagnostics, format);
+    let errors = sel.loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+    if errors > 0 {
+        return Err(CliError::Invalid(format!("{errors} error(s) in the lab sources; nothing was run")));
+    }
+    Ok(sel)
+}
+
+fn print_diagnostics(diags: &[Diagnostic], format: DiagFormat) {
+    match format {
+        DiagFormat::Short => {
+            for d in diags {
+                eprintln!("{}", d.one_line());
+            }
+        }
+        DiagFormat::Human => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            if colour {
+                let handler = miette::GraphicalReportHandler::new();
+                for d in diags {
+                    let mut out = String::new();
+                    let _ = handler.render_report(&mut out, &labrun_lab::diag::Report::new(d.clone()));
+                    eprint!("{out}");
+                }
+            } else {
+                eprint!("{}", render_plain(diags));
+            }
+        }
+    }
+}
+
+fn validate(path: &Path, format: DiagFormat) -> Result<(), CliError> {
+    let sel = load(path, format)?;
+    let w = &sel.loaded.workshop;
+    let steps: usize = sel.chapters.iter().map(|&i| w.chapters[i].steps.len()).sum();
+    let warnings = sel.loaded.diagnostics.len();
+    println!(
+        "{} valid: {} chapter(s), {steps} step(s){}",
+        path.display(),
+        sel.chapters.len(),
+        if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() }
+    );
+    Ok(())
+}
+
+fn list(path: &Path) -> Result<(), CliError> {
+    let sel = load(path, DiagFormat::Human)?;
+    let w = &sel.loaded.workshop;
+    let base = sel.chapters.first().map_or(0, |&i| w.chapters[i].depth);
+    for &i in &sel.chapters {
+        let c = &w.chapters[i];
+        let indent = "  ".repeat(c.depth - base);
+        let vi = c.title_vi.as_deref().map(|t| format!(" / {}", t.trim())).unwrap_or_default();
+        let steps = if c.steps.is_empty() { String::new() } else { format!("  ({} steps)", c.steps.len()) };
+        let req = if c.requires.is_empty() { String::new() } else { format!("  [requires {}]", c.requires.join(", ")) };
+        println!("{indent}{:<8} {}{vi}{steps}{req}", c.label(), c.title.trim());
+    }
+    Ok(())
+}
+
+fn parse_vars(items: &[String], w: &Workshop, sel: &Selection) -> Result<Map<String, Value>, CliError> {
+    let mut known: std::collections::HashSet<&String> = w.vars.keys().collect();
+    for &i in &sel.chapters {
+        known.extend(w.chapters[i].vars.keys());
+    }
+    for i in labrun_lab::prerequisites(w, &sel.chapters) {
+        known.extend(w.chapters[i].vars.keys());
+    }
+    let mut out = Map::new();
+    for item in items {
+        let (k, v) = item.split_once('=').ok_or_else(|| CliError::Invalid(format!("--var takes KEY=VALUE, got `{item}`")))?;
+        if !known.contains(&k.to_string()) {
+            let names: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
+            let hint = labrun_lab::catalog::did_you_mean(k, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            return Err(CliError::Invalid(format!("--var {k}: no such variable in these chapters{hint}")));
+        }
+        // Numbers, booleans and JSON lists pass as such; anything else is a string.
+        let value = serde_json::from_str(v).ok().filter(|v: &Value| !v.is_string()).unwrap_or_else(|| Value::String(v.to_string()));
+        out.insert(k.to_string(), value);
+    }
+    Ok(out)
+}
+
+fn plan(a: cli::PlanArgs) -> Result<(), CliError> {
+    let sel = load(&a.path.path, DiagFormat::Human)?;
+    let w = &sel.loaded.workshop;
+    let vars = parse_vars(&a.vars, w, &sel)?;
+    let region = a.region.unwrap_or_else(|| w.region.clone());
+    let prereqs = labrun_lab::prerequisites(w, &sel.chapters);
+    if !prereqs.is_empty() {
+        let names: Vec<&str> = prereqs.iter().map(|&i| w.chapters[i].label()).collect();
+        println!("# prerequisites, run first where their checks fail: {}\n", names.join(", "));
+    }
+    for &i in &sel.chapters {
+        let c = &w.chapters[i];
+        if c.steps.is_empty() {
+            continue;
+        }
+        println!("## {} {}", c.label(), c.title.trim());
+        for call in labrun_exec::plan::plan_chapter(w, c, &region, &vars) {
+            let kind = if call.read_only { "read" } else { "change" };
+            println!("- {} ({kind}) {}", call.step, call.title.as_deref().unwrap_or(""));
+            for n in &call.notes {
+                println!("    # {n}");
+            }
+            println!("    {}", call.cli);
+        }
+        println!();
+    }
+    Ok(())
+}
+
+enum Mode {
+    Run { force: bool },
+    Check,
+    Down,
+}
+
+/// Connects to the chosen target, refusing real AWS unless allowed.
+async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Result<Arc<dyn Backend>, CliError> {
+    let region = t.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+    match t.target {
+        Target::Emulator => {
+            let endpoint = t.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+            let cache = emulator::default_cache_dir();
+            let progress = |m: &str| ui.line(&format!("emulator: {m}"));
+            let opts = Options { endpoint, cache_dir: cache, allow_container: true, progress: &progress, watch_pid: None, instance: "default" };
+            let emu = tokio::task::block_in_place(|| emulator::resolve(&opts)).map_err(|e| CliError::Environment(e.to_string()))?;
+            if let Some(a) = &t.emulator_account
+                && !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Err(CliError::Invalid(format!("--emulator-account must be 12 digits, got `{a}`")));
+            }
+            let c = Connect {
+                kind: TargetKind::Emulator,
+                endpoint: Some(emu.endpoint.clone()),
+                region: Some(region.unwrap_or_else(|| w.region.clone())),
+                profile: None,
+                account: t.emulator_account.clone(),
+                sdk_retries: true,
+            };
+            let b = AwsBackend::connect(c).await.map_err(|e| CliError::Environment(e.to_string()))?;
+            Ok(Arc::new(b))
+        }
+        Target::Aws => {
+            if std::env::var_os("AWS_ENDPOINT_URL").is_some() || t.endpoint.is_some() {
+                return Err(CliError::Invalid("--target aws with an endpoint set (--endpoint or AWS_ENDPOINT_URL): refusing, as the two disagree".into()));
+            }
+            let c = Connect {
+                kind: TargetKind::Aws,
+                endpoint: None,
+                region: region.or_else(|| Some(w.region.clone())),
+                profile: t.profile.clone(),
+                account: None,
+                sdk_retries: true,
+            };
+            let b = AwsBackend::connect(c).await.map_err(|e| CliError::Environment(e.to_string()))?;
+            let account = b.target().account.clone();
+            if mutating {
+                let allowed: Vec<&String> = w.accounts.iter().chain(t.accounts.iter()).collect();
+                if !allowed.iter().any(|a| **a == account) {
+                    return Err(CliError::Environment(format!(
+                        "refusing to change AWS account {account}: it is not allow-listed (add it to `accounts` in workshop.yaml or pass --account {account})"
+                    )));
+                }
+                if !t.yes {
+                    if !std::io::stdin().is_terminal() {
+                        return Err(CliError::Environment(format!("about to change AWS account {account}: confirm on a terminal, or pass --yes")));
+                    }
+                    eprint!("labrun will create and change resources in AWS account {account} ({}). Continue? [y/N] ", b.target().region);
+                    let _ = std::io::stderr().flush();
+                    let mut answer = String::new();
+                    let _ = std::io::stdin().lock().read_line(&mut answer);
+                    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                        return Err(CliError::Environment("not confirmed; nothing was changed".into()));
+                    }
+                }
+            }
+            Ok(Arc::new(b))
+        }
+    }
+}
+
+fn run_id() -> String {
+    let secs = labrun_exec::ledger::now_secs();
+    format!("{secs:x}-{:04x}", rand::random::<u16>())
+}
+
+async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
+    let reports = cli::reports(&t.report).map_err(CliError::Invalid)?;
+    let sel = load(&t.path.path, DiagFormat::Human)?;
+    let w = &sel.loaded.workshop;
+    let vars = parse_vars(&t.vars, w, &sel)?;
+    let mut ui = Ui::new(t.plain);
+    ui.verbose = t.verbose;
+    let ui = Arc::new(ui);
+    let mutating = !matches!(mode, Mode::Check);
+    let backend = connect(&t, w, mutating, &ui).await?;
+    let target = backend.target().clone();
+    let where_ = match &target.endpoint {
+        Some(e) => format!("emulator {e}"),
+        None => "AWS".to_string(),
+    };
+    ui.line(&format!("labrun · {} · {where_} · account {} · {}", w.id, target.account, target.region));
+    let ledger_dir = w.root.join(".labrun");
+    let ledger = Ledger::open(&ledger_dir, &target.ledger_key()).map_err(|e| CliError::Environment(e.to_string()))?;
+    let mut engine = Engine::new(backend, Some(Arc::new(ledger)), ui.clone(), run_id());
+    engine.var_overrides = vars;
+    let cancel = engine.cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.store(true, Ordering::SeqCst);
+            eprintln!("\nlabrun: stopping after the current step (Ctrl-C again to quit now)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let path = t.path.path.display().to_string();
+    match mode {
+        Mode::Down => {
+            // The whole workshop selected: undo everything it recorded, whatever chapter.
+            let whole = sel.chapters.len() == w.chapters.len();
+            let chapters: Option<Vec<String>> = (!whole).then(|| sel.chapters.iter().map(|&i| w.chapters[i].label().to_string()).collect());
+            let r = engine.down(&w.id, chapters.as_deref()).await;
+            for s in &r.swept {
+                ui.line(&format!("  ✔ swept by tag: {s}"));
+            }
+            ui.line(&format!("down: {} change(s) undone, {} swept by tag", r.undone, r.swept.len()));
+            if r.interrupted {
+                return Err(CliError::Failed(format!("interrupted; run `labrun down {path}` again to finish")));
+            }
+            if !r.errors.is_empty() {
+                for e in &r.errors {
+                    ui.line(&format!("  ✘ {e}"));
+                }
+                return Err(CliError::Failed(format!("{} resource(s) could not be removed; they stay in the ledger, so `labrun down {path}` can retry", r.errors.len())));
+            }
+            Ok(())
+        }
+        Mode::Run { force } => {
+            let r = engine.run(w, &sel.chapters, force).await;
+            finish(&ui, &r, &reports, &target, "run", &path)
+        }
+        Mode::Check => {
+            let r = engine.check(w, &sel.chapters).await;
+            finish(&ui, &r, &reports, &target, "check", &path)
+        }
+    }
+}
+
+fn finish(ui: &Ui, r: &RunReport, reports: &[(report::Format, std::path::PathBuf)], target: &labrun_exec::TargetInfo, command: &str, path: &str) -> Result<(), CliError> {
+    for (format, file) in reports {
+        report::write_run(*format, file, r, target, command).map_err(|e| CliError::Environment(format!("cannot write report {}: {e}", file.display())))?;
+    }
+    let count = |s: Status| r.steps().filter(|x| x.status == s).count();
+    let (passed, failed, gaps, skipped) = (count(Status::Passed), count(Status::Failed), count(Status::Gap), count(Status::Skipped));
+    ui.line(&format!(
+        "{command}: {passed} passed, {failed} failed, {gaps} gap(s) (need real AWS), {skipped} skipped{}",
+        if r.chapters.iter().any(|c| c.skipped.is_some()) {
+            format!("; {} chapter(s) already in place", r.chapters.iter().filter(|c| c.skipped.is_some()).count())
+        } else {
+            String::new()
+        }
+    ));
+    if r.interrupted {
+        return Err(CliError::Failed(format!("interrupted; what was created is in the ledger: `labrun down {path}` removes it")));
+    }
+    if failed > 0 {
+        let hint = if command == "run" { format!("; `labrun down {path}` removes what was created") } else { String::new() };
+        return Err(CliError::Failed(format!("{failed} step(s) failed{hint}")));
+    }
+    Ok(())
+}
+
+async fn test(a: cli::TestArgs) -> Result<(), CliError> {
+    use futures::StreamExt;
+    let reports = cli::reports(&a.report).map_err(CliError::Invalid)?;
+    let shard = match &a.shard {
+        None => None,
+        Some(s) => {
+            let parsed = s.split_once('/').and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+            match parsed {
+                Some((k, n)) if n > 0 && (1..=n).contains(&k) => Some((k, n)),
+                _ => return Err(CliError::Invalid(format!("--shard takes K/N with 1 ≤ K ≤ N, got `{s}`"))),
+            }
+        }
+    };
+    if a.jobs == 0 {
+        return Err(CliError::Invalid("--jobs must be at least 1".into()));
+    }
+    let sel = load(&a.path.path, DiagFormat::Human)?;
+    let w = &sel.loaded.workshop;
+    let endpoint = a.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let progress = |m: &str| println!("emulator: {m}");
+    let opts = Options { endpoint, cache_dir: emulator::default_cache_dir(), allow_container: true, progress: &progress, watch_pid: None, instance: "default" };
+    let emu = tokio::task::block_in_place(|| emulator::resolve(&opts)).map_err(|e| CliError::Environment(e.to_string()))?;
+    let chapters = labrun_harness::labtest::testable(w, &sel.chapters, shard);
+    println!("testing {} chapter(s) on {} with {} job(s)", chapters.len(), emu.endpoint, a.jobs);
+    let ledger_dir = std::env::temp_dir().join(format!("labrun-test-{}", run_id()));
+    let topts = labrun_harness::labtest::TestOptions {
+        endpoint: emu.endpoint.clone(),
+        region: a.region.clone().unwrap_or_else(|| w.region.clone()),
+        account_prefix: rand::random::<u32>() % 900_000 + 100_000,
+        ledger_dir: ledger_dir.clone(),
+    };
+    let started = std::time::Instant::now();
+    let quiet: Arc<dyn labrun_exec::Observer> = Arc::new(labrun_exec::Quiet);
+    let mut results: Vec<labrun_harness::labtest::ChapterTest> = futures::stream::iter(chapters.iter().copied())
+        .map(|i| {
+            let (topts, quiet) = (&topts, quiet.clone());
+            async move {
+                let r = labrun_harness::labtest::test_chapter(w, i, topts, quiet).await;
+                let gaps = if r.gaps.is_empty() { String::new() } else { format!(" · {} gap(s)", r.gaps.len()) };
+                println!("{} {:<8} {} ({:.1}s){gaps}", if r.passed { "pass" } else { "FAIL" }, r.chapter, r.title.trim(), r.elapsed_ms as f64 / 1000.0);
+                for f in &r.failures {
+                    println!("       {f}");
+                }
+                (i, r)
+            }
+        })
+        .buffer_unordered(a.jobs)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    let order: Vec<String> = chapters.iter().map(|&i| w.chapters[i].label().to_string()).collect();
+    results.sort_by_key(|r| order.iter().position(|o| *o == r.chapter));
+    let _ = std::fs::remove_dir_all(&ledger_dir);
+    println!("\n{:<9} {:<6} {:>7}  {}", "chapter", "result", "time", "gaps");
+    for r in &results {
+        println!("{:<9} {:<6} {:>6.1}s  {}", r.chapter, if r.passed { "pass" } else { "FAIL" }, r.elapsed_ms as f64 / 1000.0, r.gaps.len());
+    }
+    let failed = results.iter().filter(|r| !r.passed).count();
+    let gaps: usize = results.iter().map(|r| r.gaps.len()).sum();
+    println!("\ntest: {} passed, {failed} failed ({gaps} gap(s) need real AWS) in {:.1}s", results.len() - failed, started.elapsed().as_secs_f64());
+    for (format, file) in &reports {
+        report::write_tests(*format, file, &results).map_err(|e| CliError::Environment(format!("cannot write report {}: {e}", file.display())))?;
+    }
+    if failed > 0 {
+        return Err(CliError::Failed(format!("{failed} chapter(s) failed")));
+    }
+    Ok(())
+}
+
+fn emulator_cmd(action: EmulatorAction) -> Result<(), CliError> {
+    let cache = emulator::default_cache_dir();
+    match action {
+        EmulatorAction::Up => {
+            let progress = |m: &str| eprintln!("emulator: {m}");
+            let opts = Options { endpoint: None, cache_dir: cache, allow_container: true, progress: &progress, watch_pid: None, instance: "default" };
+            let e = emulator::up(&opts).map_err(|e| CliError::Environment(e.to_string()))?;
+            print_emulator(&e);
+            Ok(())
+        }
+        EmulatorAction::Down => match emulator::down(&cache, "default").map_err(|e| CliError::Environment(e.to_string()))? {
+            Some(e) => {
+                println!("stopped the managed emulator at {} (pid {})", e.endpoint, e.pid.map_or("-".into(), |p| p.to_string()));
+                Ok(())
+            }
+            None => {
+                println!("no managed emulator is running");
+                Ok(())
+            }
+        },
+        EmulatorAction::Status => {
+            let given = std::env::var("AWS_ENDPOINT_URL").ok();
+            if let Some(e) = given {
+                println!("source:   external (AWS_ENDPOINT_URL)\nendpoint: {e}\nanswers:  {}", emulator::healthy(&e).is_some());
+                return Ok(());
+            }
+            if let Some(v) = emulator::healthy("http://127.0.0.1:4566") {
+                println!("source:   external (answering on the default port)\nendpoint: http://127.0.0.1:4566\nversion:  {}", v.unwrap_or_default());
+                return Ok(());
+            }
+            match emulator::status(&cache, "default") {
+                Some(e) => {
+                    print_emulator(&e);
+                    Ok(())
+                }
+                None => {
+                    println!("no emulator is running; `labrun emulator up` (or any run) starts one");
+                    Err(CliError::Environment(String::new()))
+                }
+            }
+        }
+    }
+}
+
+fn print_emulator(e: &emulator::Emulator) {
+    println!(
+        "source:   {}\nversion:  {}\nendpoint: {}\npid:      {}",
+        serde_json::to_value(e.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        e.version.as_deref().unwrap_or("unknown"),
+        e.endpoint,
+        e.pid.map_or("-".into(), |p| p.to_string())
+    );
+    if let Some(root) = &e.root {
+        println!("files:    {}", root.display());
+    }
+}
