@@ -143,8 +143,11 @@ pub async fn check(b: &dyn Backend, params: &Value) -> Result<Value, CallError> 
             let on = v.pointer(&format!("/{key}/Value")).and_then(Value::as_bool).unwrap_or(false);
             ok &= r.add(label, on, vpc, if on { format!("{attr} is on") } else { format!("{attr} is off; private DNS names of the endpoints will not resolve") });
         }
+        // The three endpoints usually share groups and subnets; describe each once.
         endpoint_groups.sort();
         endpoint_groups.dedup();
+        endpoint_subnets.sort();
+        endpoint_subnets.dedup();
         let ep_sgs = describe_groups(b, &endpoint_groups).await?;
         let ingress = !ep_sgs.is_empty() && ep_sgs.iter().any(|g| allows_443(g.get("IpPermissions"), |cidr| cidr_contains(cidr, private_ip), &groups));
         ok &= r.add("endpoint-sg-allows-https", ingress, &endpoint_groups.join(","), if ingress {

@@ -65,6 +65,11 @@ async fn delete(b: &dyn Backend, kind: &str, id: &str) -> Result<bool, CallError
             call(b, "ec2:DeleteVpcEndpoints", json!({"VpcEndpointIds": [id]})).await?;
         }
         "key-pair" => {
+            // Tags can outlive a deleted key pair on some emulators: confirm it is there first.
+            let d = call(b, "ec2:DescribeKeyPairs", json!({"KeyPairIds": [id]})).await?;
+            if d.pointer("/KeyPairs/0").is_none() {
+                return Ok(false);
+            }
             call(b, "ec2:DeleteKeyPair", json!({"KeyPairId": id})).await?;
         }
         "route-table" => {

@@ -80,6 +80,18 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
     let run_id = format!("test-{account}");
     let engine = Engine::new(backend.clone(), Some(ledger), observer, run_id);
 
+    // A teardown chapter must leave the account as it was before its prerequisites.
+    let pristine = if chapter.teardown {
+        match inventory::take(backend.as_ref()).await {
+            Ok(i) => Some(i),
+            Err(e) => {
+                t.failures.push(e);
+                return finish(t, started);
+            }
+        }
+    } else {
+        None
+    };
     // Prerequisites, built in this chapter's own account.
     let prereqs = labrun_lab::prerequisites(w, &[index]);
     for &p in &prereqs {
@@ -121,6 +133,9 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
         }
     }
     let run_failed = run.failed();
+    if let Some(pristine) = pristine {
+        return finish_teardown(t, started, &engine, w, chapter, &prereqs, &pristine, backend.as_ref(), has_checks, run_failed).await;
+    }
     if !run_failed {
         let after = engine.chapter(w, chapter, Mode::Check, false, true).await;
         if has_checks && !after.checks_pass() {
@@ -153,6 +168,42 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
     for e in &cleanup.errors {
         t.failures.push(format!("cleaning up prerequisites: {e}"));
     }
+    t.passed = t.failures.is_empty();
+    finish(t, started)
+}
+
+/// Teardown protocol, after the run: its checks pass, and the account holds nothing the
+/// prerequisites built (what it missed is named as leaked). Leftovers are then cleaned up.
+#[allow(clippy::too_many_arguments)]
+async fn finish_teardown(
+    mut t: ChapterTest,
+    started: Instant,
+    engine: &Engine,
+    w: &Workshop,
+    chapter: &labrun_lab::Chapter,
+    prereqs: &[usize],
+    pristine: &inventory::Inventory,
+    backend: &dyn labrun_exec::Backend,
+    has_checks: bool,
+    run_failed: bool,
+) -> ChapterTest {
+    if !run_failed && has_checks {
+        let after = engine.chapter(w, chapter, Mode::Check, false, true).await;
+        if !after.checks_pass() {
+            t.failures.push("checks fail after the teardown ran".into());
+        }
+    }
+    match inventory::take(backend).await {
+        Ok(after) => {
+            t.leaked = inventory::leaked(pristine, &after);
+            if !t.leaked.is_empty() {
+                t.failures.push(format!("left behind: {}", t.leaked.join(", ")));
+            }
+        }
+        Err(e) => t.failures.push(e),
+    }
+    let labels: Vec<String> = prereqs.iter().map(|&p| w.chapters[p].label().to_string()).collect();
+    let _ = engine.down(&w.id, Some(&labels)).await;
     t.passed = t.failures.is_empty();
     finish(t, started)
 }
