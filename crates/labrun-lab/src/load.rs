@@ -81,9 +81,21 @@ pub fn select(target: &Path) -> Result<Selection, LoadError> {
     Ok(Selection { loaded, chapters })
 }
 
-/// The nearest directory at or above `dir` holding workshop.yaml; `dir` itself if none does.
+/// The nearest directory at or above `dir` holding workshop.yaml; without one, the folder
+/// above the outermost chapter that contains `dir` (so siblings and prerequisites are found).
 fn workshop_root(dir: &Path) -> PathBuf {
-    dir.ancestors().find(|d| d.join(WORKSHOP_FILE).is_file()).unwrap_or(dir).to_path_buf()
+    if let Some(d) = dir.ancestors().find(|d| d.join(WORKSHOP_FILE).is_file()) {
+        return d.to_path_buf();
+    }
+    let is_chapter = |d: &Path| [EN_PAGE, VI_PAGE, LAB_YAML].iter().any(|f| d.join(f).is_file());
+    let mut top = dir;
+    while let Some(parent) = top.parent().filter(|p| is_chapter(p)) {
+        top = parent;
+    }
+    match top.parent() {
+        Some(parent) if is_chapter(top) => parent.to_path_buf(),
+        _ => dir.to_path_buf(),
+    }
 }
 
 /// The first chapter matching `pick`, followed by all chapters below it.
