@@ -128,8 +128,37 @@ pub fn up(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
     } else {
         start_host(opts)?
     };
-    std::fs::write(state_file(&opts.cache_dir, opts.instance), serde_json::to_string_pretty(&emu).unwrap_or_default())?;
+    // A watched emulator belongs to one process and dies with it: nothing to record.
+    if opts.watch_pid.is_none() {
+        std::fs::write(state_file(&opts.cache_dir, opts.instance), serde_json::to_string_pretty(&emu).unwrap_or_default())?;
+    }
     Ok(emu)
+}
+
+/// One emulator per test binary: `LABRUN_TEST_ENDPOINT` if set, else a LocalStack of its own
+/// that stops (and removes its files) when the test process exits. Panics when none can be
+/// had: emulator tests fail, never skip.
+pub fn for_tests() -> &'static Emulator {
+    static EMULATOR: std::sync::OnceLock<Result<Emulator, String>> = std::sync::OnceLock::new();
+    let result = EMULATOR.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("LABRUN_TEST_ENDPOINT") {
+            return Ok(Emulator { source: Source::External, endpoint, version: None, pid: None, container: None, root: None });
+        }
+        let progress = |m: &str| eprintln!("test emulator: {m}");
+        let opts = Options {
+            endpoint: None,
+            cache_dir: default_cache_dir(),
+            allow_container: false,
+            progress: &progress,
+            watch_pid: Some(std::process::id()),
+            instance: "test",
+        };
+        start_host(&opts).map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(e) => e,
+        Err(e) => panic!("no emulator for the tests: {e}"),
+    }
 }
 
 /// Stops the managed emulator; returns what was stopped. Only ever the process labrun started.
@@ -307,7 +336,9 @@ fn start_host(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
     let script = match opts.watch_pid {
         Some(watch) => format!(
             "timeout {MAX_LIFETIME_SECS} \"$0\" -m localstack.runtime.main & child=$!; \
-             while kill -0 {watch} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; kill $child 2>/dev/null; wait $child"
+             while kill -0 {watch} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; kill $child 2>/dev/null; wait $child; \
+             rm -rf '{}'",
+            root.display()
         ),
         None => format!("exec timeout {MAX_LIFETIME_SECS} \"$0\" -m localstack.runtime.main"),
     };
