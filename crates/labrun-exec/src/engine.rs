@@ -359,7 +359,7 @@ impl Engine {
         let op = step.op;
         let mutating = !op.read_only && mode == Mode::Run;
         if mutating {
-            add_tags(op, &mut params, &w.id, chapter.label(), &self.run_id);
+            add_tags(op, &mut params, &w.id, chapter.label(), &self.run_id, step.cleanup == Cleanup::None);
         }
         // A restore needs the old value before the change.
         let before = match (mutating, op.undo, &step.cleanup) {
@@ -628,13 +628,17 @@ fn describe_resource(params: &Value) -> String {
     }
 }
 
-/// Adds `labrun:workshop`, `labrun:chapter` and `labrun:run` tags to a create call.
-pub fn add_tags(op: &Operation, params: &mut Value, workshop: &str, chapter: &str, run_id: &str) {
-    let tags = json!([
+/// Adds `labrun:workshop`, `labrun:chapter` and `labrun:run` tags to a create call, and
+/// `labrun:cleanup=none` where the author asked labrun to leave the resource (the sweep obeys).
+pub fn add_tags(op: &Operation, params: &mut Value, workshop: &str, chapter: &str, run_id: &str, keep: bool) {
+    let mut tags = json!([
         {"Key": "labrun:workshop", "Value": workshop},
         {"Key": "labrun:chapter", "Value": chapter},
         {"Key": "labrun:run", "Value": run_id},
     ]);
+    if keep && let Value::Array(t) = &mut tags {
+        t.push(json!({"Key": "labrun:cleanup", "Value": "none"}));
+    }
     let Value::Object(map) = params else { return };
     match op.tagging {
         Tagging::TagSpecifications(resource) => {

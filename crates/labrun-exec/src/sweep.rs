@@ -24,7 +24,18 @@ pub async fn sweep(b: &dyn Backend, workshop: &str, chapters: Option<&[String]>)
         Ok(v) => v,
         Err(e) => return (done, vec![format!("sweep: {e}")]),
     };
-    let ours: Vec<&str> = workshop_tags["Tags"].as_array().into_iter().flatten().filter_map(|t| t["ResourceId"].as_str()).collect();
+    let kept = match call(b, "ec2:DescribeTags", json!({"Filters": [{"Name": "key", "Values": ["labrun:cleanup"]}, {"Name": "value", "Values": ["none"]}]})).await {
+        Ok(v) => v,
+        Err(e) => return (done, vec![format!("sweep: {e}")]),
+    };
+    let keep: Vec<&str> = kept["Tags"].as_array().into_iter().flatten().filter_map(|t| t["ResourceId"].as_str()).collect();
+    let ours: Vec<&str> = workshop_tags["Tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["ResourceId"].as_str())
+        .filter(|id| !keep.contains(id))
+        .collect();
     let mut found: Vec<(String, String)> = tags["Tags"]
         .as_array()
         .into_iter()

@@ -208,9 +208,12 @@ pub fn healthy(endpoint: &str) -> Option<Option<String>> {
     Some(v.get("version").and_then(|x| x.as_str()).map(str::to_string))
 }
 
-/// Whether anything answers HTTP at `endpoint`.
+/// Whether anything accepts connections at `endpoint`. A TCP connect, not a request: a busy
+/// LocalStack (loading EC2 on first use) can take seconds to answer HTTP.
 fn answers(endpoint: &str) -> bool {
-    http_get(endpoint, "/", Duration::from_secs(2)).is_some()
+    let host = endpoint.split("://").nth(1).unwrap_or(endpoint).split('/').next().unwrap_or("");
+    let host = if host.contains(':') { host.to_string() } else if endpoint.starts_with("https") { format!("{host}:443") } else { format!("{host}:80") };
+    host.to_socket_addrs().ok().and_then(|mut a| a.next()).is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok())
 }
 
 /// A minimal HTTP/1.0 GET for health checks (plain HTTP on loopback; no TLS needed).

@@ -1,0 +1,170 @@
+//! The CLI against a real LocalStack: run, check and down; a change behind labrun's back; a
+//! killed run cleaned up by `down`; the account guard; and `labrun test` catching bad chapters.
+
+use crate::common::*;
+use labrun_harness::inventory;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_check_and_down_of_a_chapter() {
+    let labs = labs_copy();
+    let acct = account();
+    let b = direct(&acct).await;
+    let before = inventory::take(b.as_ref()).await.unwrap();
+
+    let r = on_emulator(labs.path(), &acct, &["check", "labs/3.2.1"]);
+    assert_eq!(r.code, 1, "nothing is built yet: {}", r.all());
+    let r = on_emulator(labs.path(), &acct, &["run", "labs/3.2.1", "--report", "junit", "run.xml", "--report", "json", "run.json"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("── 2.1.1 Create VPC · building prerequisite"), "{}", r.stdout);
+    assert!(r.stdout.contains("✔ pass  enable-dns-hostnames"), "{}", r.stdout);
+    let junit = std::fs::read_to_string(labs.path().join("run.xml")).unwrap();
+    assert!(junit.contains("name=\"dns-hostnames-on\"") && junit.contains("3.2.1-enablevpcdns/_index.md\" line=\""), "{junit}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(labs.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(report["target"]["account"], json!(acct));
+
+    let r = on_emulator(labs.path(), &acct, &["check", "labs/3.2.1"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // Running again finds the chapter in place and changes nothing.
+    let r = on_emulator(labs.path(), &acct, &["run", "labs/3.2.1"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("3.2.1 Enable DNS hostnames · already in place"), "{}", r.stdout);
+
+    let r = on_emulator(labs.path(), &acct, &["down", "labs/"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = on_emulator(labs.path(), &acct, &["check", "labs/3.2.1"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let after = inventory::take(b.as_ref()).await.unwrap();
+    assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_behind_labruns_back_fails_the_check_with_what_to_fix() {
+    let labs = labs_copy();
+    let acct = account();
+    let r = on_emulator(labs.path(), &acct, &["run", "labs/3.2.1"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let b = direct(&acct).await;
+    let vpcs = call(&b, "ec2:DescribeVpcs", json!({"Filters": [{"Name": "tag:Name", "Values": ["Lab VPC"]}]})).await;
+    let vpc = vpcs["Vpcs"][0]["VpcId"].clone();
+    call(&b, "ec2:ModifyVpcAttribute", json!({"VpcId": vpc, "EnableDnsHostnames": {"Value": false}})).await;
+
+    let r = on_emulator(labs.path(), &acct, &["check", "labs/3.2.1"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(failed_steps(&r.stdout), ["dns-hostnames-on"]);
+    assert!(r.stdout.contains("EnableDnsHostnames.Value: expected true, found false"), "{}", r.stdout);
+    assert!(r.stdout.contains("hint: VPC console → Your VPCs → Lab VPC → Actions → Edit VPC settings"), "{}", r.stdout);
+    assert!(r.stdout.contains("3.2.1-enablevpcdns/_index.md:28:3"), "{}", r.stdout);
+    on_emulator(labs.path(), &acct, &["down", "labs/"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_followed_by_down_leaves_nothing_behind() {
+    let labs = labs_copy();
+    let acct = account();
+    let b = direct(&acct).await;
+    let before = inventory::take(b.as_ref()).await.unwrap();
+    let mut child = labrun()
+        .current_dir(labs.path())
+        .args(["run", "labs/3.2", "--plain", "--endpoint", &endpoint(), "--emulator-account", &acct])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once a good part of the lab is in the ledger, as a crash would.
+    let ledger_dir = labs.path().join("labs/.labrun");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let lines = std::fs::read_dir(&ledger_dir)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default().lines().count())
+            .unwrap_or(0);
+        if lines >= 12 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let midway = inventory::take(b.as_ref()).await.unwrap();
+    assert!(!inventory::leaked(&before, &midway).is_empty(), "the run was killed after creating something");
+
+    let r = on_emulator(labs.path(), &acct, &["down", "labs/"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let after = inventory::take(b.as_ref()).await.unwrap();
+    assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_aws_refuses_an_account_that_is_not_allow_listed() {
+    let labs = labs_copy();
+    let acct = account();
+    // STS answers from the emulator, so the guard sees a real caller identity.
+    let mut c = labrun();
+    c.current_dir(labs.path())
+        .env("AWS_ENDPOINT_URL_STS", endpoint())
+        .env("AWS_ACCESS_KEY_ID", &acct)
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "ap-southeast-1")
+        .args(["run", "labs/2.1.1", "--target", "aws", "--plain"]);
+    let r = run(&mut c);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stderr.contains(&format!("refusing to change AWS account {acct}: it is not allow-listed")), "{}", r.stderr);
+    assert!(!r.all().contains("AWS_SECRET") && !r.all().contains("test\n"), "no credentials in output");
+    // Allow-listed but not confirmed (no terminal, no --yes): still refused.
+    let r = run(c.args(["--account", &acct]));
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stderr.contains("confirm on a terminal, or pass --yes"), "{}", r.stderr);
+}
+
+fn fixture(chapters: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("workshop.yaml"), "workshop: fixture\nregion: ap-southeast-1\n").unwrap();
+    for (path, steps) in chapters {
+        std::fs::create_dir_all(dir.path().join(path)).unwrap();
+        std::fs::write(dir.path().join(path).join("lab.yaml"), steps).unwrap();
+    }
+    dir
+}
+
+const CREATE: &str = "  call: ec2:CreateVpc\n  with: { CidrBlock: 10.0.0.0/16, TagSpecifications: [ { ResourceType: vpc, Tags: [ { Key: Name, Value: Twin } ] } ] }\n";
+const FIND_ONE: &str = "- id: find\n  call: ec2:DescribeVpcs\n  with: { Filters: [ { Name: \"tag:Name\", Values: [ Twin ] } ] }\n  expect: { \"length(Vpcs)\": 1 }\n";
+
+fn test_cmd(dir: &std::path::Path, jobs: &str) -> Run {
+    let mut c = labrun();
+    c.current_dir(dir).args(["test", ".", "--jobs", jobs, "--endpoint", &endpoint(), "--report", "junit", "junit.xml"]);
+    run(&mut c)
+}
+
+#[test]
+fn labrun_test_names_a_leaked_resource() {
+    let dir = fixture(&[("1-leaky", &format!("- id: make\n{CREATE}  cleanup: none\n{FIND_ONE}"))]);
+    let r = test_cmd(dir.path(), "1");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("FAIL 1 "), "{}", r.stdout);
+    assert!(r.stdout.contains("leaked: ") && r.stdout.contains("vpc vpc-"), "{}", r.stdout);
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure message=") && junit.contains("vpc vpc-"), "{junit}");
+}
+
+#[test]
+fn labrun_test_fails_a_chapter_whose_checks_pass_before_it_runs() {
+    let vacuous = format!("- id: make\n{CREATE}- id: any\n  call: ec2:DescribeVpcs\n  expect: {{ \"length(Vpcs)\": {{ greater_than: 0 }} }}\n");
+    let dir = fixture(&[("1-vacuous", &vacuous)]);
+    let r = test_cmd(dir.path(), "1");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("its checks pass before the chapter ran"), "{}", r.stdout);
+}
+
+#[test]
+fn chapters_tested_in_parallel_do_not_see_each_other() {
+    // Both create a VPC named Twin and expect exactly one: sharing an account would break one.
+    let ok = format!("- id: make\n{CREATE}{FIND_ONE}");
+    let dir = fixture(&[("1-one", &ok), ("2-two", &ok), ("3-three", &ok)]);
+    let r = test_cmd(dir.path(), "3");
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("test: 3 passed, 0 failed"), "{}", r.stdout);
+}
