@@ -185,7 +185,8 @@ pub fn reports(values: &[String]) -> Result<Vec<(Format, PathBuf)>, String> {
     values
         .chunks(2)
         .map(|pair| {
-            let format = Format::from_str(&pair[0], true).map_err(|_| format!("unknown report format `{}` (use json or junit)", pair[0]))?;
+            let format =
+                Format::from_str(&pair[0], true).map_err(|_| format!("unknown report format `{}` (use json or junit)", pair[0]))?;
             Ok((format, PathBuf::from(pair.get(1).cloned().unwrap_or_default())))
         })
         .collect()

@@ -126,7 +126,8 @@ fn parse_vars(items: &[String], w: &Workshop, sel: &Selection) -> Result<Map<Str
         let (k, v) = item.split_once('=').ok_or_else(|| CliError::Invalid(format!("--var takes KEY=VALUE, got `{item}`")))?;
         if !known.contains(&k.to_string()) {
             let names: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
-            let hint = labrun_lab::catalog::did_you_mean(k, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            let hint =
+                labrun_lab::catalog::did_you_mean(k, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
             return Err(CliError::Invalid(format!("--var {k}: no such variable in these chapters{hint}")));
         }
         // Numbers, booleans and JSON lists pass as such; anything else is a string.
@@ -179,7 +180,8 @@ async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Res
             let endpoint = t.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
             let cache = emulator::default_cache_dir();
             let progress = |m: &str| ui.line(&format!("emulator: {m}"));
-            let opts = Options { endpoint, cache_dir: cache, allow_container: true, progress: &progress, watch_pid: None, instance: "default" };
+            let opts =
+                Options { endpoint, cache_dir: cache, allow_container: true, progress: &progress, watch_pid: None, instance: "default" };
             let emu = tokio::task::block_in_place(|| emulator::resolve(&opts)).map_err(|e| CliError::Environment(e.to_string()))?;
             if let Some(a) = &t.emulator_account
                 && !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
@@ -199,7 +201,9 @@ async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Res
         }
         Target::Aws => {
             if std::env::var_os("AWS_ENDPOINT_URL").is_some() || t.endpoint.is_some() {
-                return Err(CliError::Invalid("--target aws with an endpoint set (--endpoint or AWS_ENDPOINT_URL): refusing, as the two disagree".into()));
+                return Err(CliError::Invalid(
+                    "--target aws with an endpoint set (--endpoint or AWS_ENDPOINT_URL): refusing, as the two disagree".into(),
+                ));
             }
             let c = Connect {
                 kind: TargetKind::Aws,
@@ -220,7 +224,9 @@ async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Res
                 }
                 if !t.yes {
                     if !std::io::stdin().is_terminal() {
-                        return Err(CliError::Environment(format!("about to change AWS account {account}: confirm on a terminal, or pass --yes")));
+                        return Err(CliError::Environment(format!(
+                            "about to change AWS account {account}: confirm on a terminal, or pass --yes"
+                        )));
                     }
                     eprint!("labrun will create and change resources in AWS account {account} ({}). Continue? [y/N] ", b.target().region);
                     let _ = std::io::stderr().flush();
@@ -289,7 +295,10 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
                 for e in &r.errors {
                     ui.line(&format!("  ✘ {e}"));
                 }
-                return Err(CliError::Failed(format!("{} resource(s) could not be removed; they stay in the ledger, so `labrun down {path}` can retry", r.errors.len())));
+                return Err(CliError::Failed(format!(
+                    "{} resource(s) could not be removed; they stay in the ledger, so `labrun down {path}` can retry",
+                    r.errors.len()
+                )));
             }
             Ok(())
         }
@@ -304,9 +313,17 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
     }
 }
 
-fn finish(ui: &Ui, r: &RunReport, reports: &[(report::Format, std::path::PathBuf)], target: &labrun_exec::TargetInfo, command: &str, path: &str) -> Result<(), CliError> {
+fn finish(
+    ui: &Ui,
+    r: &RunReport,
+    reports: &[(report::Format, std::path::PathBuf)],
+    target: &labrun_exec::TargetInfo,
+    command: &str,
+    path: &str,
+) -> Result<(), CliError> {
     for (format, file) in reports {
-        report::write_run(*format, file, r, target, command).map_err(|e| CliError::Environment(format!("cannot write report {}: {e}", file.display())))?;
+        report::write_run(*format, file, r, target, command)
+            .map_err(|e| CliError::Environment(format!("cannot write report {}: {e}", file.display())))?;
     }
     let count = |s: Status| r.steps().filter(|x| x.status == s).count();
     let (passed, failed, gaps, skipped) = (count(Status::Passed), count(Status::Failed), count(Status::Gap), count(Status::Skipped));
@@ -348,7 +365,14 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
     let w = &sel.loaded.workshop;
     let endpoint = a.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
     let progress = |m: &str| println!("emulator: {m}");
-    let opts = Options { endpoint, cache_dir: emulator::default_cache_dir(), allow_container: true, progress: &progress, watch_pid: None, instance: "default" };
+    let opts = Options {
+        endpoint,
+        cache_dir: emulator::default_cache_dir(),
+        allow_container: true,
+        progress: &progress,
+        watch_pid: None,
+        instance: "default",
+    };
     let emu = tokio::task::block_in_place(|| emulator::resolve(&opts)).map_err(|e| CliError::Environment(e.to_string()))?;
     let chapters = labrun_harness::labtest::testable(w, &sel.chapters, shard);
     println!("testing {} chapter(s) on {} with {} job(s)", chapters.len(), emu.endpoint, a.jobs);
@@ -367,7 +391,13 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
             async move {
                 let r = labrun_harness::labtest::test_chapter(w, i, topts, quiet).await;
                 let gaps = if r.gaps.is_empty() { String::new() } else { format!(" · {} gap(s)", r.gaps.len()) };
-                println!("{} {:<8} {} ({:.1}s){gaps}", if r.passed { "pass" } else { "FAIL" }, r.chapter, r.title.trim(), r.elapsed_ms as f64 / 1000.0);
+                println!(
+                    "{} {:<8} {} ({:.1}s){gaps}",
+                    if r.passed { "pass" } else { "FAIL" },
+                    r.chapter,
+                    r.title.trim(),
+                    r.elapsed_ms as f64 / 1000.0
+                );
                 for f in &r.failures {
                     println!("       {f}");
                 }
@@ -389,9 +419,14 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
     }
     let failed = results.iter().filter(|r| !r.passed).count();
     let gaps: usize = results.iter().map(|r| r.gaps.len()).sum();
-    println!("\ntest: {} passed, {failed} failed ({gaps} gap(s) need real AWS) in {:.1}s", results.len() - failed, started.elapsed().as_secs_f64());
+    println!(
+        "\ntest: {} passed, {failed} failed ({gaps} gap(s) need real AWS) in {:.1}s",
+        results.len() - failed,
+        started.elapsed().as_secs_f64()
+    );
     for (format, file) in &reports {
-        report::write_tests(*format, file, &results).map_err(|e| CliError::Environment(format!("cannot write report {}: {e}", file.display())))?;
+        report::write_tests(*format, file, &results)
+            .map_err(|e| CliError::Environment(format!("cannot write report {}: {e}", file.display())))?;
     }
     if failed > 0 {
         return Err(CliError::Failed(format!("{failed} chapter(s) failed")));
@@ -404,7 +439,14 @@ fn emulator_cmd(action: EmulatorAction) -> Result<(), CliError> {
     match action {
         EmulatorAction::Up => {
             let progress = |m: &str| eprintln!("emulator: {m}");
-            let opts = Options { endpoint: None, cache_dir: cache, allow_container: true, progress: &progress, watch_pid: None, instance: "default" };
+            let opts = Options {
+                endpoint: None,
+                cache_dir: cache,
+                allow_container: true,
+                progress: &progress,
+                watch_pid: None,
+                instance: "default",
+            };
             let e = emulator::up(&opts).map_err(|e| CliError::Environment(e.to_string()))?;
             print_emulator(&e);
             Ok(())
@@ -426,7 +468,10 @@ fn emulator_cmd(action: EmulatorAction) -> Result<(), CliError> {
                 return Ok(());
             }
             if let Some(v) = emulator::healthy("http://127.0.0.1:4566") {
-                println!("source:   external (answering on the default port)\nendpoint: http://127.0.0.1:4566\nversion:  {}", v.unwrap_or_default());
+                println!(
+                    "source:   external (answering on the default port)\nendpoint: http://127.0.0.1:4566\nversion:  {}",
+                    v.unwrap_or_default()
+                );
                 return Ok(());
             }
             match emulator::status(&cache, "default") {

@@ -61,7 +61,8 @@ pub fn write_run(format: Format, path: &Path, report: &RunReport, target: &Targe
                     match st.status {
                         Status::Passed => s.push_str("/>\n"),
                         Status::Failed => {
-                            let detail: Vec<String> = st.mismatches.iter().map(ToString::to_string).chain(st.hint.iter().map(|h| format!("hint: {h}"))).collect();
+                            let detail: Vec<String> =
+                                st.mismatches.iter().map(ToString::to_string).chain(st.hint.iter().map(|h| format!("hint: {h}"))).collect();
                             let _ = write!(
                                 s,
                                 ">\n      <failure message=\"{}\">{} at {}\n{}</failure>\n    </testcase>\n",
@@ -73,7 +74,11 @@ pub fn write_run(format: Format, path: &Path, report: &RunReport, target: &Targe
                         }
                         Status::Skipped | Status::Gap => {
                             let kind = if st.status == Status::Gap { "gap: " } else { "" };
-                            let _ = write!(s, ">\n      <skipped message=\"{kind}{}\"/>\n    </testcase>\n", xml(st.message.as_deref().unwrap_or("")));
+                            let _ = write!(
+                                s,
+                                ">\n      <skipped message=\"{kind}{}\"/>\n    </testcase>\n",
+                                xml(st.message.as_deref().unwrap_or(""))
+                            );
                         }
                     }
                 }
@@ -118,7 +123,12 @@ pub fn write_tests(format: Format, path: &Path, tests: &[ChapterTest]) -> std::i
                 }
                 s.push_str(">\n");
                 if !t.passed {
-                    let _ = writeln!(s, "      <failure message=\"{}\">{}</failure>", xml(t.failures.first().map_or("failed", String::as_str)), xml(&t.failures.join("\n")));
+                    let _ = writeln!(
+                        s,
+                        "      <failure message=\"{}\">{}</failure>",
+                        xml(t.failures.first().map_or("failed", String::as_str)),
+                        xml(&t.failures.join("\n"))
+                    );
                 }
                 if !t.gaps.is_empty() {
                     let _ = writeln!(s, "      <system-out>gaps (need real AWS): {}</system-out>", xml(&t.gaps.join("; ")));

@@ -68,11 +68,12 @@ pub fn details(r: &StepReport) -> Vec<String> {
             out.push(format!("      {m}"));
         }
         for m in &r.mismatches {
-            out.push(format!("      {}: expected {}, found {}", m.path, m.expected, labrun_exec::assert::short(&m.actual)));
             // Reachability results list the failing conditions: show each on its own line.
             if m.path == "Failed"
                 && let Some(items) = m.actual.as_array()
+                && items.iter().all(|c| c.get("Name").is_some())
             {
+                out.push(format!("      {} condition(s) fail:", items.len()));
                 for c in items {
                     out.push(format!(
                         "        ✘ {} [{}]: {}",
@@ -81,7 +82,9 @@ pub fn details(r: &StepReport) -> Vec<String> {
                         c["Detail"].as_str().unwrap_or("")
                     ));
                 }
+                continue;
             }
+            out.push(format!("      {}: expected {}, found {}", m.path, m.expected, labrun_exec::assert::short(&m.actual)));
         }
         out.push(format!("      at {}", r.location));
         if let Some(h) = &r.hint {
@@ -113,7 +116,9 @@ impl Observer for Ui {
     fn step_started(&self, chapter: &Chapter, step: &Step) {
         if let Some(m) = &self.fancy {
             let pb = m.add(ProgressBar::new_spinner());
-            pb.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed:.dim}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            pb.set_style(
+                ProgressStyle::with_template("  {spinner} {msg} {elapsed:.dim}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             pb.set_message(format!("{} {}", step.id, step.title.as_deref().unwrap_or(&step.call)));
             pb.enable_steady_tick(Duration::from_millis(100));
             self.bars.lock().expect("ui lock").insert(Self::key(chapter.label(), &step.id), pb);
@@ -124,7 +129,11 @@ impl Observer for Ui {
         if self.fancy.is_some() {
             for pb in self.bars.lock().expect("ui lock").values() {
                 if pb.message().starts_with(&format!("{} ", step.id)) {
-                    pb.set_message(format!("{} {} · waiting (poll {attempt}): {why}", step.id, step.title.as_deref().unwrap_or(&step.call)));
+                    pb.set_message(format!(
+                        "{} {} · waiting (poll {attempt}): {why}",
+                        step.id,
+                        step.title.as_deref().unwrap_or(&step.call)
+                    ));
                 }
             }
         } else if self.verbose {

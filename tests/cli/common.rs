@@ -29,7 +29,11 @@ impl Run {
 
 pub fn run(cmd: &mut Command) -> Run {
     let Output { status, stdout, stderr } = cmd.output().expect("labrun runs");
-    Run { code: status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&stdout).into(), stderr: String::from_utf8_lossy(&stderr).into() }
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into(),
+        stderr: String::from_utf8_lossy(&stderr).into(),
+    }
 }
 
 /// A private copy of the workshop, so ledgers and edits stay out of the source tree.
@@ -94,5 +98,9 @@ pub async fn call(b: &Arc<dyn Backend>, op: &str, params: Value) -> Value {
 
 /// Ids of the steps that failed, from `--plain` output.
 pub fn failed_steps(output: &str) -> Vec<String> {
-    output.lines().filter_map(|l| l.trim_start().strip_prefix("✘ FAIL  ")).map(|rest| rest.split_whitespace().next().unwrap_or("").to_string()).collect()
+    output
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("✘ FAIL  "))
+        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
 }

@@ -152,7 +152,8 @@ fn labrun_test_names_a_leaked_resource() {
 
 #[test]
 fn labrun_test_fails_a_chapter_whose_checks_pass_before_it_runs() {
-    let vacuous = format!("- id: make\n{CREATE}- id: any\n  call: ec2:DescribeVpcs\n  expect: {{ \"length(Vpcs)\": {{ greater_than: 0 }} }}\n");
+    let vacuous =
+        format!("- id: make\n{CREATE}- id: any\n  call: ec2:DescribeVpcs\n  expect: {{ \"length(Vpcs)\": {{ greater_than: 0 }} }}\n");
     let dir = fixture(&[("1-vacuous", &vacuous)]);
     let r = test_cmd(dir.path(), "1");
     assert_eq!(r.code, 1, "{}", r.all());

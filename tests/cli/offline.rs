@@ -44,7 +44,11 @@ fn list_shows_numbers_titles_in_both_languages_and_step_counts() {
     let r = run(labrun().current_dir(repo()).args(["list", "labs/3.2"]));
     assert_eq!(r.code, 0, "{}", r.all());
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines[0].starts_with("3.2 ") && lines[0].contains("Connect to Private instance / Tạo kết nối đến máy chủ EC2 Private"), "{}", r.stdout);
+    assert!(
+        lines[0].starts_with("3.2 ") && lines[0].contains("Connect to Private instance / Tạo kết nối đến máy chủ EC2 Private"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("3.2.1    Enable DNS hostnames / Kích hoạt DNS hostnames  (4 steps)"), "{}", r.stdout);
     assert_eq!(lines.len(), 7, "3.2 and its six sub-chapters:\n{}", r.stdout);
 }

@@ -27,7 +27,9 @@ fn tags(kind: &str, name: &str) -> Value {
 async fn build_by_hand(b: &Arc<dyn Backend>, mistake: Mistake) {
     let https = |cidr: &str| json!([{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": cidr}]}]);
     let all_out = json!([{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]);
-    let vpc = call(b, "ec2:CreateVpc", json!({"CidrBlock": "10.10.0.0/16", "TagSpecifications": tags("vpc", "Lab VPC")})).await["Vpc"]["VpcId"].clone();
+    let vpc =
+        call(b, "ec2:CreateVpc", json!({"CidrBlock": "10.10.0.0/16", "TagSpecifications": tags("vpc", "Lab VPC")})).await["Vpc"]["VpcId"]
+            .clone();
     let az = "ap-southeast-1a";
     let public = call(b, "ec2:CreateSubnet", json!({"VpcId": vpc, "CidrBlock": "10.10.1.0/24", "AvailabilityZone": az, "TagSpecifications": tags("subnet", "Lab Public Subnet")})).await["Subnet"]["SubnetId"].clone();
     call(b, "ec2:ModifySubnetAttribute", json!({"SubnetId": public, "MapPublicIpOnLaunch": {"Value": true}})).await;
@@ -48,15 +50,31 @@ async fn build_by_hand(b: &Arc<dyn Backend>, mistake: Mistake) {
         call(b, "ec2:AuthorizeSecurityGroupIngress", json!({"GroupId": sg_endpoint, "IpPermissions": https("10.10.0.0/16")})).await;
     }
     call(b, "ec2:CreateKeyPair", json!({"KeyName": "LabKeypair"})).await;
-    let linux_ami = call(b, "ssm:GetParameter", json!({"Name": "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-x86_64-gp2"})).await["Parameter"]["Value"].clone();
+    let linux_ami = call(
+        b,
+        "ssm:GetParameter",
+        json!({"Name": "/aws/service/ami-amazon-linux-latest/amzn2-ami-kernel-5.10-hvm-x86_64-gp2"}),
+    )
+    .await["Parameter"]["Value"]
+        .clone();
     call(b, "ec2:RunInstances", json!({"ImageId": linux_ami, "InstanceType": "t2.micro", "SubnetId": public, "SecurityGroupIds": [sg_linux], "KeyName": "LabKeypair", "TagSpecifications": tags("instance", "Public Linux Instance")})).await;
-    let images = call(b, "ec2:DescribeImages", json!({"Owners": ["amazon"], "Filters": [{"Name": "name", "Values": ["Windows_Server-2016-English-Full-Base-*"]}]})).await;
+    let images = call(
+        b,
+        "ec2:DescribeImages",
+        json!({"Owners": ["amazon"], "Filters": [{"Name": "name", "Values": ["Windows_Server-2016-English-Full-Base-*"]}]}),
+    )
+    .await;
     let windows_subnet = if mistake == Mistake::WindowsInPublicSubnet { public.clone() } else { private.clone() };
     let windows = call(b, "ec2:RunInstances", json!({"ImageId": images["Images"][0]["ImageId"], "InstanceType": "t2.micro", "SubnetId": windows_subnet, "SecurityGroupIds": [sg_windows], "KeyName": "LabKeypair", "TagSpecifications": tags("instance", "Private Windows Instance")})).await["Instances"][0]["InstanceId"].clone();
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
     call(b, "iam:CreateRole", json!({"RoleName": "SSM-Role", "AssumeRolePolicyDocument": trust})).await;
     if mistake != Mistake::RoleWithoutSsmPolicy {
-        call(b, "iam:AttachRolePolicy", json!({"RoleName": "SSM-Role", "PolicyArn": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"})).await;
+        call(
+            b,
+            "iam:AttachRolePolicy",
+            json!({"RoleName": "SSM-Role", "PolicyArn": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}),
+        )
+        .await;
     }
     call(b, "iam:CreateInstanceProfile", json!({"InstanceProfileName": "SSM-Role"})).await;
     call(b, "iam:AddRoleToInstanceProfile", json!({"InstanceProfileName": "SSM-Role", "RoleName": "SSM-Role"})).await;
@@ -174,7 +192,15 @@ async fn down_after_the_whole_workshop_leaves_the_account_as_found() {
     }
     let built = inventory::take(b.as_ref()).await.unwrap();
     let made = inventory::leaked(&before, &built);
-    for kind in ["vpc ", "instance ", "vpc-endpoint ", "iam-role SSM-Role", "iam-user Portfwd", "bucket lab-fcj-bucket-", "ssm-document SSM-SessionManagerRunShell"] {
+    for kind in [
+        "vpc ",
+        "instance ",
+        "vpc-endpoint ",
+        "iam-role SSM-Role",
+        "iam-user Portfwd",
+        "bucket lab-fcj-bucket-",
+        "ssm-document SSM-SessionManagerRunShell",
+    ] {
         assert!(made.iter().any(|m| m.starts_with(kind)), "{kind} not built: {made:?}");
     }
     let r = on_emulator(labs.path(), &acct, &["down", "labs/"]);
@@ -187,12 +213,26 @@ async fn down_after_the_whole_workshop_leaves_the_account_as_found() {
 fn labrun_test_passes_every_chapter_of_the_workshop() {
     let labs = labs_copy();
     let mut c = labrun();
-    c.current_dir(labs.path()).args(["test", "labs/", "--jobs", "2", "--endpoint", &endpoint(), "--report", "junit", "junit.xml", "--report", "json", "test.json"]);
+    c.current_dir(labs.path()).args([
+        "test",
+        "labs/",
+        "--jobs",
+        "2",
+        "--endpoint",
+        &endpoint(),
+        "--report",
+        "junit",
+        "junit.xml",
+        "--report",
+        "json",
+        "test.json",
+    ]);
     let r = run(&mut c);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("test: 19 passed, 0 failed (7 gap(s) need real AWS)"), "{}", r.stdout);
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(labs.path().join("test.json")).unwrap()).unwrap();
-    let gaps: Vec<&str> = report["chapters"].as_array().unwrap().iter().flat_map(|c| c["gaps"].as_array().unwrap()).filter_map(|g| g.as_str()).collect();
+    let gaps: Vec<&str> =
+        report["chapters"].as_array().unwrap().iter().flat_map(|c| c["gaps"].as_array().unwrap()).filter_map(|g| g.as_str()).collect();
     assert!(gaps.iter().any(|g| g.starts_with("windows-managed-node")), "{gaps:?}");
     let junit = std::fs::read_to_string(labs.path().join("junit.xml")).unwrap();
     assert_eq!(junit.matches("<testcase ").count(), 19, "{junit}");

@@ -208,4 +208,3 @@ pub fn unsuccessful(v: &Value) -> Option<CallError> {
     let message = first.pointer("/Error/Message").and_then(Value::as_str).unwrap_or("").to_string();
     Some(crate::classify(code, message, None))
 }
-

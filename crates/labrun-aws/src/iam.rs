@@ -57,14 +57,30 @@ impl ToJson for t::Role {
 /// The plain fields of a role; the policy document is decoded separately.
 struct RoleFields<'a>(&'a t::Role);
 impl RoleFields<'_> {
-    fn path(&self) -> &str { self.0.path() }
-    fn role_name(&self) -> &str { self.0.role_name() }
-    fn role_id(&self) -> &str { self.0.role_id() }
-    fn arn(&self) -> &str { self.0.arn() }
-    fn create_date(&self) -> &aws_smithy_types::DateTime { self.0.create_date() }
-    fn description(&self) -> Option<&str> { self.0.description() }
-    fn max_session_duration(&self) -> Option<i32> { self.0.max_session_duration() }
-    fn tags(&self) -> &[t::Tag] { self.0.tags() }
+    fn path(&self) -> &str {
+        self.0.path()
+    }
+    fn role_name(&self) -> &str {
+        self.0.role_name()
+    }
+    fn role_id(&self) -> &str {
+        self.0.role_id()
+    }
+    fn arn(&self) -> &str {
+        self.0.arn()
+    }
+    fn create_date(&self) -> &aws_smithy_types::DateTime {
+        self.0.create_date()
+    }
+    fn description(&self) -> Option<&str> {
+        self.0.description()
+    }
+    fn max_session_duration(&self) -> Option<i32> {
+        self.0.max_session_duration()
+    }
+    fn tags(&self) -> &[t::Tag] {
+        self.0.tags()
+    }
 }
 
 to_json! {

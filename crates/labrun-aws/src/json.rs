@@ -234,7 +234,9 @@ impl Params {
         self.taken.insert(name.to_string());
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => T::from_json(v, name).map(Some).map_err(|e| CallError::new(ErrorKind::Client, "InvalidParameterValue", format!("{}: {e}", self.op))),
+            Some(v) => T::from_json(v, name)
+                .map(Some)
+                .map_err(|e| CallError::new(ErrorKind::Client, "InvalidParameterValue", format!("{}: {e}", self.op))),
         }
     }
 

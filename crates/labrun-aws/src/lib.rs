@@ -152,13 +152,16 @@ where
         SdkError::ServiceError(s) => {
             let status = s.raw().status().as_u16();
             let err = s.err();
-            let code = err.code().map(str::to_string).unwrap_or_else(|| if status == 404 { "NotFound".into() } else { format!("HTTP{status}") });
+            let code =
+                err.code().map(str::to_string).unwrap_or_else(|| if status == 404 { "NotFound".into() } else { format!("HTTP{status}") });
             let message = err.message().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}"));
             classify(code, message, Some(status))
         }
         SdkError::TimeoutError(_) => CallError::new(ErrorKind::Transient, "Timeout", full),
         SdkError::DispatchFailure(d) if d.is_timeout() => CallError::new(ErrorKind::Transient, "Timeout", full),
-        SdkError::DispatchFailure(d) if d.is_io() => CallError::new(ErrorKind::Environment, "ConnectionFailed", format!("cannot reach the endpoint: {full}")),
+        SdkError::DispatchFailure(d) if d.is_io() => {
+            CallError::new(ErrorKind::Environment, "ConnectionFailed", format!("cannot reach the endpoint: {full}"))
+        }
         SdkError::DispatchFailure(_) => CallError::new(ErrorKind::Environment, "DispatchFailure", full),
         SdkError::ResponseError(r) => {
             let status = r.raw().status().as_u16();
@@ -172,8 +175,24 @@ where
 
 /// Classifies a service error code the way the engine needs it.
 pub(crate) fn classify(code: String, message: String, status: Option<u16>) -> CallError {
-    const THROTTLING: &[&str] = &["Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "SlowDown", "RequestThrottled", "ServiceUnavailable", "InternalError"];
-    const AUTH: &[&str] = &["InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure", "ExpiredToken", "SignatureDoesNotMatch", "InvalidAccessKeyId"];
+    const THROTTLING: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+        "RequestThrottled",
+        "ServiceUnavailable",
+        "InternalError",
+    ];
+    const AUTH: &[&str] = &[
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "AuthFailure",
+        "ExpiredToken",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+    ];
     let lower = message.to_lowercase();
     let kind = if status == Some(501) || lower.contains("not implemented") || lower.contains("not yet implemented") {
         ErrorKind::Unsupported
@@ -181,7 +200,19 @@ pub(crate) fn classify(code: String, message: String, status: Option<u16>) -> Ca
         ErrorKind::Transient
     } else if AUTH.contains(&code.as_str()) {
         ErrorKind::Environment
-    } else if code.ends_with("NotFound") || matches!(code.as_str(), "NoSuchEntity" | "NoSuchBucket" | "NoSuchKey" | "ParameterNotFound" | "InvalidDocument" | "NoSuchTagSet" | "NoSuchPublicAccessBlockConfiguration") || status == Some(404) {
+    } else if code.ends_with("NotFound")
+        || matches!(
+            code.as_str(),
+            "NoSuchEntity"
+                | "NoSuchBucket"
+                | "NoSuchKey"
+                | "ParameterNotFound"
+                | "InvalidDocument"
+                | "NoSuchTagSet"
+                | "NoSuchPublicAccessBlockConfiguration"
+        )
+        || status == Some(404)
+    {
         ErrorKind::NotFound
     } else {
         ErrorKind::Client

@@ -13,10 +13,16 @@ pub async fn call(c: &aws_sdk_s3::Client, action: &str, p: &mut Params) -> Resul
             // labrun's tags travel with the request and are applied right after the create.
             let tags = p.take_internal("__labrun_tags");
             let bucket: Option<String> = p.get("Bucket")?;
-            let out = send!(c.create_bucket().set_bucket(bucket.clone()), p, {"CreateBucketConfiguration" => set_create_bucket_configuration}).to_json();
+            let out =
+                send!(c.create_bucket().set_bucket(bucket.clone()), p, {"CreateBucketConfiguration" => set_create_bucket_configuration})
+                    .to_json();
             if let (Some(tags), Some(bucket)) = (tags, bucket) {
-                let set: Vec<t::Tag> = crate::json::FromJson::from_json(&tags, "tags").map_err(|e| crate::classify("InvalidTag".into(), e, None))?;
-                let tagging = t::Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| crate::classify("InvalidTag".into(), e.to_string(), None))?;
+                let set: Vec<t::Tag> =
+                    crate::json::FromJson::from_json(&tags, "tags").map_err(|e| crate::classify("InvalidTag".into(), e, None))?;
+                let tagging = t::Tagging::builder()
+                    .set_tag_set(Some(set))
+                    .build()
+                    .map_err(|e| crate::classify("InvalidTag".into(), e.to_string(), None))?;
                 c.put_bucket_tagging().bucket(bucket).tagging(tagging).send().await.map_err(sdk_error)?;
             }
             out

@@ -51,7 +51,9 @@ async fn every_catalog_operation_has_a_binding_that_reads_exactly_its_parameters
         }
         match result {
             Err(e) if e.code == "UnboundOperation" => problems.push(format!("{}: no binding", op.name)),
-            Err(e) if e.kind == ErrorKind::Client && e.code.starts_with("InvalidParameter") => problems.push(format!("{}: sample rejected: {e}", op.name)),
+            Err(e) if e.kind == ErrorKind::Client && e.code.starts_with("InvalidParameter") => {
+                problems.push(format!("{}: sample rejected: {e}", op.name))
+            }
             Err(e) if e.kind != ErrorKind::Environment => problems.push(format!("{}: expected a connection error, got {e:?}", op.name)),
             Ok(v) => problems.push(format!("{}: answered {v} from a closed port", op.name)),
             Err(_) => {}

@@ -179,11 +179,8 @@ impl Engine {
             if is_prereq || !force {
                 let check = self.chapter(w, chapter, Mode::Check, is_prereq, true).await;
                 if check.checks_pass() && !chapter.steps.iter().all(|s| s.runs_in_check()) {
-                    let done = ChapterReport {
-                        skipped: Some("already in place: its checks pass".into()),
-                        prerequisite: is_prereq,
-                        ..check
-                    };
+                    let done =
+                        ChapterReport { skipped: Some("already in place: its checks pass".into()), prerequisite: is_prereq, ..check };
                     self.observer.chapter_skipped(&done);
                     report.chapters.push(done);
                     continue;
@@ -284,10 +281,24 @@ impl Engine {
             }
             reports.push(report);
         }
-        ChapterReport { number: chapter.label().to_string(), title: chapter.title.clone(), mode, steps: reports, skipped: None, prerequisite }
+        ChapterReport {
+            number: chapter.label().to_string(),
+            title: chapter.title.clone(),
+            mode,
+            steps: reports,
+            skipped: None,
+            prerequisite,
+        }
     }
 
-    async fn step(&self, w: &Workshop, chapter: &Chapter, step: &Step, mode: Mode, ctx: &mut Context) -> (Status, Option<String>, Vec<Mismatch>, Option<Value>) {
+    async fn step(
+        &self,
+        w: &Workshop,
+        chapter: &Chapter,
+        step: &Step,
+        mode: Mode,
+        ctx: &mut Context,
+    ) -> (Status, Option<String>, Vec<Mismatch>, Option<Value>) {
         if mode == Mode::Check && !step.runs_in_check() {
             let why = if step.op.read_only { "check: false" } else { "changes resources" };
             return (Status::Skipped, Some(format!("not run in check mode ({why})")), Vec::new(), None);
@@ -311,7 +322,14 @@ impl Engine {
             None => vec![None],
             Some(list) => match self.renderer.render(list, ctx) {
                 Ok(Value::Array(items)) => items.into_iter().map(Some).collect(),
-                Ok(other) => return (Status::Failed, Some(format!("`for_each` must give a list, gave {}", assert::short(&other))), Vec::new(), None),
+                Ok(other) => {
+                    return (
+                        Status::Failed,
+                        Some(format!("`for_each` must give a list, gave {}", assert::short(&other))),
+                        Vec::new(),
+                        None,
+                    );
+                }
                 Err(e) => return (Status::Failed, Some(format!("`for_each`: {e}")), Vec::new(), None),
             },
         };
@@ -338,7 +356,12 @@ impl Engine {
         }
         let bound = if step.for_each.is_some() {
             // Each output becomes the list of its per-item values.
-            Value::Object(step.outputs.iter().map(|(n, _)| (n.clone(), Value::Array(outputs.iter().map(|o| o.get(n).cloned().unwrap_or(Value::Null)).collect()))).collect())
+            Value::Object(
+                step.outputs
+                    .iter()
+                    .map(|(n, _)| (n.clone(), Value::Array(outputs.iter().map(|o| o.get(n).cloned().unwrap_or(Value::Null)).collect())))
+                    .collect(),
+            )
         } else {
             Value::Object(outputs.pop().unwrap_or_default())
         };
@@ -353,8 +376,16 @@ impl Engine {
     }
 
     /// One call of a step (one `for_each` item): render, call (with retry), record, poll, assert.
-    async fn one_call(&self, w: &Workshop, chapter: &Chapter, step: &Step, mode: Mode, ctx: Context) -> Result<(Vec<Mismatch>, Map<String, Value>), String> {
-        let mut params = self.renderer.render(&step.with, &ctx).map_err(|e| format!("parameters could not be rendered: {e} (in `{}`)", e.template))?;
+    async fn one_call(
+        &self,
+        w: &Workshop,
+        chapter: &Chapter,
+        step: &Step,
+        mode: Mode,
+        ctx: Context,
+    ) -> Result<(Vec<Mismatch>, Map<String, Value>), String> {
+        let mut params =
+            self.renderer.render(&step.with, &ctx).map_err(|e| format!("parameters could not be rendered: {e} (in `{}`)", e.template))?;
         params = strip_nulls(params);
         let op = step.op;
         let mutating = !op.read_only && mode == Mode::Run;
@@ -445,7 +476,11 @@ impl Engine {
     async fn call_with_retry(&self, step: &Step, op: &'static Operation, params: &Value, mode: Mode) -> Result<Value, CallError> {
         let mut attempt = 1;
         loop {
-            let result = if op.synthetic { crate::reachability::call(self.backend.as_ref(), op, params).await } else { self.backend.call(op, params).await };
+            let result = if op.synthetic {
+                crate::reachability::call(self.backend.as_ref(), op, params).await
+            } else {
+                self.backend.call(op, params).await
+            };
             let err = match result {
                 Ok(mut v) => {
                     mask_secrets(op, &mut v);
@@ -467,7 +502,16 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn record(&self, w: &Workshop, chapter: &Chapter, step: &Step, request: &Value, response: &Value, before: Option<&Value>, ctx: &Context) -> Result<(), String> {
+    async fn record(
+        &self,
+        w: &Workshop,
+        chapter: &Chapter,
+        step: &Step,
+        request: &Value,
+        response: &Value,
+        before: Option<&Value>,
+        ctx: &Context,
+    ) -> Result<(), String> {
         let (undo_call, undo_params) = match (&step.cleanup, step.op.undo) {
             (Cleanup::None, _) | (_, Undo::None) if !matches!(step.cleanup, Cleanup::Call { .. }) => return Ok(()),
             (Cleanup::Call { call, with }, _) => {
@@ -477,9 +521,10 @@ impl Engine {
                 (call.clone(), params)
             }
             (_, Undo::Call { op, params }) => (op.to_string(), assert::search(params, &json!({"request": request, "response": response}))?),
-            (_, Undo::Restore { op, params, .. }) => {
-                (op.to_string(), assert::search(params, &json!({"request": request, "response": response, "before": before.cloned().unwrap_or_default()}))?)
-            }
+            (_, Undo::Restore { op, params, .. }) => (
+                op.to_string(),
+                assert::search(params, &json!({"request": request, "response": response, "before": before.cloned().unwrap_or_default()}))?,
+            ),
             _ => return Ok(()),
         };
         let undo_params = strip_nulls(undo_params);
@@ -546,7 +591,11 @@ impl Engine {
             match self.backend.call(op, &entry.undo_params).await {
                 Ok(_) => return UndoOutcome::Undone,
                 Err(e) if e.kind == ErrorKind::NotFound || is_already_undone(&e) => return UndoOutcome::AlreadyGone,
-                Err(e) if (e.kind == ErrorKind::Transient || is_dependency(&e)) && started.elapsed() < self.pacing.dependency_patience && !self.cancelled() => {
+                Err(e)
+                    if (e.kind == ErrorKind::Transient || is_dependency(&e))
+                        && started.elapsed() < self.pacing.dependency_patience
+                        && !self.cancelled() =>
+                {
                     tokio::time::sleep(backoff(Duration::from_millis(500), attempt, self.pacing.retry_max_delay)).await;
                     attempt += 1;
                 }
@@ -579,8 +628,15 @@ fn is_dependency(e: &CallError) -> bool {
 /// Undo calls on something already reversed: a detach of a detached gateway, a revoke of a
 /// rule that is gone, a disassociation already done.
 fn is_already_undone(e: &CallError) -> bool {
-    matches!(e.code.as_str(), "Gateway.NotAttached" | "InvalidPermission.NotFound" | "InvalidAssociationID.NotFound" | "NoSuchBucket" | "NoSuchEntity" | "InvalidDocument")
-        || e.code.ends_with(".NotFound")
+    matches!(
+        e.code.as_str(),
+        "Gateway.NotAttached"
+            | "InvalidPermission.NotFound"
+            | "InvalidAssociationID.NotFound"
+            | "NoSuchBucket"
+            | "NoSuchEntity"
+            | "InvalidDocument"
+    ) || e.code.ends_with(".NotFound")
         || e.code.ends_with("NotFound")
 }
 

@@ -99,10 +99,8 @@ impl Ledger {
     /// Entries not yet undone, newest first.
     pub fn outstanding(&self) -> Result<Vec<Entry>, LedgerError> {
         let lines = read_lines(&self.path).map_err(|source| LedgerError { path: self.path.clone(), source })?;
-        let undone: std::collections::HashSet<u64> = lines
-            .iter()
-            .filter_map(|l| if let Line::Undone { undone } = l { Some(*undone) } else { None })
-            .collect();
+        let undone: std::collections::HashSet<u64> =
+            lines.iter().filter_map(|l| if let Line::Undone { undone } = l { Some(*undone) } else { None }).collect();
         let mut entries: Vec<Entry> = lines
             .into_iter()
             .filter_map(|l| if let Line::Entry(e) = l { Some(e) } else { None })

@@ -27,7 +27,13 @@ pub fn plan_chapter(w: &Workshop, chapter: &Chapter, region: &str, overrides: &M
     let mut vars = w.vars.clone();
     vars.extend(chapter.vars.clone());
     vars.extend(overrides.clone());
-    let lab = [("region", json!(region)), ("account", json!("<account>")), ("run_id", json!("<run-id>")), ("workshop", json!(w.id)), ("chapter", json!(chapter.label()))];
+    let lab = [
+        ("region", json!(region)),
+        ("account", json!("<account>")),
+        ("run_id", json!("<run-id>")),
+        ("workshop", json!(w.id)),
+        ("chapter", json!(chapter.label())),
+    ];
     let mut ctx = Context { vars, steps: Map::new(), lab: lab.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), item: None };
     let mut out = Vec::new();
     for step in &chapter.steps {
@@ -65,7 +71,8 @@ pub fn plan_chapter(w: &Workshop, chapter: &Chapter, region: &str, overrides: &M
                 location: step.location.clone(),
             });
         }
-        let placeholders: Map<String, Value> = step.outputs.iter().map(|(n, _)| (n.clone(), json!(format!("<steps.{}.{}>", step.id, n)))).collect();
+        let placeholders: Map<String, Value> =
+            step.outputs.iter().map(|(n, _)| (n.clone(), json!(format!("<steps.{}.{}>", step.id, n)))).collect();
         ctx.steps.insert(step.id.clone(), Value::Object(placeholders));
     }
     out

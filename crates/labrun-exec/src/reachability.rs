@@ -33,7 +33,10 @@ async fn read(b: &dyn Backend, name: &str, params: Value) -> Result<Value, CallE
 }
 
 pub async fn check(b: &dyn Backend, params: &Value) -> Result<Value, CallError> {
-    let instance_id = params.get("InstanceId").and_then(Value::as_str).ok_or_else(|| CallError::new(ErrorKind::Client, "MissingParameter", "InstanceId is required"))?;
+    let instance_id = params
+        .get("InstanceId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CallError::new(ErrorKind::Client, "MissingParameter", "InstanceId is required"))?;
     let mut r = Report { conditions: Vec::new() };
     let resp = read(b, "ec2:DescribeInstances", json!({"InstanceIds": [instance_id]})).await?;
     let Some(inst) = resp.pointer("/Reservations/0/Instances/0").cloned() else {
@@ -47,7 +50,12 @@ pub async fn check(b: &dyn Backend, params: &Value) -> Result<Value, CallError> 
     let profile_arn = inst.pointer("/IamInstanceProfile/Arn").and_then(Value::as_str);
     match profile_arn {
         None => {
-            r.add("instance-profile", false, instance_id, "no IAM instance profile is attached; attach one whose role has AmazonSSMManagedInstanceCore");
+            r.add(
+                "instance-profile",
+                false,
+                instance_id,
+                "no IAM instance profile is attached; attach one whose role has AmazonSSMManagedInstanceCore",
+            );
         }
         Some(arn) => {
             let name = arn.rsplit('/').next().unwrap_or(arn);
@@ -65,11 +73,16 @@ pub async fn check(b: &dyn Backend, params: &Value) -> Result<Value, CallError> 
                             .map(|a| a.iter().filter_map(|p| p.get("PolicyName").and_then(Value::as_str)).collect())
                             .unwrap_or_default();
                         let ok = names.iter().any(|n| SSM_POLICIES.contains(n));
-                        r.add("role-has-ssm-policy", ok, role, if ok {
-                            format!("has {}", names.iter().find(|n| SSM_POLICIES.contains(n)).unwrap_or(&""))
-                        } else {
-                            format!("attached policies {names:?} do not include AmazonSSMManagedInstanceCore")
-                        });
+                        r.add(
+                            "role-has-ssm-policy",
+                            ok,
+                            role,
+                            if ok {
+                                format!("has {}", names.iter().find(|n| SSM_POLICIES.contains(n)).unwrap_or(&""))
+                            } else {
+                                format!("attached policies {names:?} do not include AmazonSSMManagedInstanceCore")
+                            },
+                        );
                     }
                 },
                 Err(e) if e.kind == ErrorKind::NotFound => {
@@ -95,13 +108,28 @@ pub async fn check(b: &dyn Backend, params: &Value) -> Result<Value, CallError> 
     let path = if public.is_some() {
         let mut ok = r.add("public-ip", true, instance_id, format!("public IP {}", public.unwrap_or_default()));
         let routes = effective_routes(b, vpc, subnet).await?;
-        let igw = routes.iter().find(|rt| rt.get("DestinationCidrBlock").and_then(Value::as_str) == Some("0.0.0.0/0") && rt.get("GatewayId").and_then(Value::as_str).is_some_and(|g| g.starts_with("igw-")));
-        ok &= r.add("route-to-internet-gateway", igw.is_some(), subnet, match igw {
-            Some(rt) => format!("0.0.0.0/0 → {}", rt.get("GatewayId").and_then(Value::as_str).unwrap_or("")),
-            None => "the subnet's route table has no 0.0.0.0/0 route to an internet gateway".into(),
+        let igw = routes.iter().find(|rt| {
+            rt.get("DestinationCidrBlock").and_then(Value::as_str) == Some("0.0.0.0/0")
+                && rt.get("GatewayId").and_then(Value::as_str).is_some_and(|g| g.starts_with("igw-"))
         });
-        let egress = instance_sgs.iter().any(|g| allows_443(g.get("IpPermissionsEgress"), |cidr| cidr_contains(cidr, "0.0.0.0/0") || cidr == "0.0.0.0/0", &[]));
-        ok &= r.add("instance-egress-https", egress, &groups.join(","), if egress { "HTTPS out to the internet is allowed" } else { "no egress rule allows TCP 443 to 0.0.0.0/0" });
+        ok &= r.add(
+            "route-to-internet-gateway",
+            igw.is_some(),
+            subnet,
+            match igw {
+                Some(rt) => format!("0.0.0.0/0 → {}", rt.get("GatewayId").and_then(Value::as_str).unwrap_or("")),
+                None => "the subnet's route table has no 0.0.0.0/0 route to an internet gateway".into(),
+            },
+        );
+        let egress = instance_sgs
+            .iter()
+            .any(|g| allows_443(g.get("IpPermissionsEgress"), |cidr| cidr_contains(cidr, "0.0.0.0/0") || cidr == "0.0.0.0/0", &[]));
+        ok &= r.add(
+            "instance-egress-https",
+            egress,
+            &groups.join(","),
+            if egress { "HTTPS out to the internet is allowed" } else { "no egress rule allows TCP 443 to 0.0.0.0/0" },
+        );
         ok.then_some("internet")
     } else {
         let region = b.target().region.clone();
@@ -134,36 +162,74 @@ pub async fn check(b: &dyn Backend, params: &Value) -> Result<Value, CallError> 
                         }
                     }
                     let good = dns && state == "available";
-                    r.add(&name, good, id, if good { "available, private DNS on".to_string() } else if !dns { "private DNS is off".to_string() } else { format!("state is {state}") })
+                    r.add(
+                        &name,
+                        good,
+                        id,
+                        if good {
+                            "available, private DNS on".to_string()
+                        } else if !dns {
+                            "private DNS is off".to_string()
+                        } else {
+                            format!("state is {state}")
+                        },
+                    )
                 }
             };
         }
-        for (attr, key, label) in [("enableDnsSupport", "EnableDnsSupport", "vpc-dns-support"), ("enableDnsHostnames", "EnableDnsHostnames", "vpc-dns-hostnames")] {
+        for (attr, key, label) in
+            [("enableDnsSupport", "EnableDnsSupport", "vpc-dns-support"), ("enableDnsHostnames", "EnableDnsHostnames", "vpc-dns-hostnames")]
+        {
             let v = read(b, "ec2:DescribeVpcAttribute", json!({"VpcId": vpc, "Attribute": attr})).await?;
             let on = v.pointer(&format!("/{key}/Value")).and_then(Value::as_bool).unwrap_or(false);
-            ok &= r.add(label, on, vpc, if on { format!("{attr} is on") } else { format!("{attr} is off; private DNS names of the endpoints will not resolve") });
+            ok &= r.add(
+                label,
+                on,
+                vpc,
+                if on { format!("{attr} is on") } else { format!("{attr} is off; private DNS names of the endpoints will not resolve") },
+            );
         }
         // The three endpoints usually share groups and subnets; describe each once.
         endpoint_groups.sort();
         endpoint_groups.dedup();
         endpoint_subnets.sort();
         endpoint_subnets.dedup();
+        // Without endpoints there is nothing to judge the security groups against: the missing
+        // endpoints are the failures to fix first.
+        if endpoint_groups.is_empty() {
+            return Ok(finish(instance_id, r, None, Some("vpc-endpoints")));
+        }
         let ep_sgs = describe_groups(b, &endpoint_groups).await?;
-        let ingress = !ep_sgs.is_empty() && ep_sgs.iter().any(|g| allows_443(g.get("IpPermissions"), |cidr| cidr_contains(cidr, private_ip), &groups));
-        ok &= r.add("endpoint-sg-allows-https", ingress, &endpoint_groups.join(","), if ingress {
-            format!("TCP 443 from {private_ip} is admitted")
-        } else {
-            format!("no inbound rule on the endpoints' security group admits TCP 443 from the instance ({private_ip})")
-        });
+        let ingress = !ep_sgs.is_empty()
+            && ep_sgs.iter().any(|g| allows_443(g.get("IpPermissions"), |cidr| cidr_contains(cidr, private_ip), &groups));
+        ok &= r.add(
+            "endpoint-sg-allows-https",
+            ingress,
+            &endpoint_groups.join(","),
+            if ingress {
+                format!("TCP 443 from {private_ip} is admitted")
+            } else {
+                format!("no inbound rule on the endpoints' security group admits TCP 443 from the instance ({private_ip})")
+            },
+        );
         let subnet_cidrs = subnet_cidrs(b, &endpoint_subnets).await?;
         let egress = instance_sgs.iter().any(|g| {
-            allows_443(g.get("IpPermissionsEgress"), |cidr| !subnet_cidrs.is_empty() && subnet_cidrs.iter().all(|s| cidr_contains(cidr, s)), &endpoint_groups)
+            allows_443(
+                g.get("IpPermissionsEgress"),
+                |cidr| !subnet_cidrs.is_empty() && subnet_cidrs.iter().all(|s| cidr_contains(cidr, s)),
+                &endpoint_groups,
+            )
         });
-        ok &= r.add("instance-egress-https", egress, &groups.join(","), if egress {
-            "HTTPS out to the endpoints is allowed".to_string()
-        } else {
-            "no egress rule of the instance allows TCP 443 to the endpoints' subnet".to_string()
-        });
+        ok &= r.add(
+            "instance-egress-https",
+            egress,
+            &groups.join(","),
+            if egress {
+                "HTTPS out to the endpoints is allowed".to_string()
+            } else {
+                "no egress rule of the instance allows TCP 443 to the endpoints' subnet".to_string()
+            },
+        );
         ok.then_some("vpc-endpoints")
     };
     Ok(finish(instance_id, r, path, Some(if public.is_some() { "internet" } else { "vpc-endpoints" })))
@@ -211,7 +277,12 @@ async fn effective_routes(b: &dyn Backend, vpc: &str, subnet: &str) -> Result<Ve
     let tables = match explicit.get("RouteTables").and_then(Value::as_array).filter(|a| !a.is_empty()) {
         Some(t) => t.clone(),
         None => {
-            let main = read(b, "ec2:DescribeRouteTables", json!({"Filters": [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]})).await?;
+            let main = read(
+                b,
+                "ec2:DescribeRouteTables",
+                json!({"Filters": [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]}),
+            )
+            .await?;
             main.get("RouteTables").and_then(Value::as_array).cloned().unwrap_or_default()
         }
     };
@@ -225,7 +296,8 @@ fn allows_443(perms: Option<&Value>, cidr_ok: impl Fn(&str) -> bool, groups: &[S
         let from = p.get("FromPort").and_then(Value::as_i64).unwrap_or(-1);
         let to = p.get("ToPort").and_then(Value::as_i64).unwrap_or(-1);
         let port_ok = proto == "-1" || ((proto == "tcp" || proto == "6") && from <= 443 && 443 <= to);
-        let cidrs = p.get("IpRanges").and_then(Value::as_array).into_iter().flatten().filter_map(|r| r.get("CidrIp").and_then(Value::as_str));
+        let cidrs =
+            p.get("IpRanges").and_then(Value::as_array).into_iter().flatten().filter_map(|r| r.get("CidrIp").and_then(Value::as_str));
         let group_ok = p
             .get("UserIdGroupPairs")
             .and_then(Value::as_array)

@@ -20,11 +20,23 @@ pub async fn sweep(b: &dyn Backend, workshop: &str, chapters: Option<&[String]>)
         Ok(v) => v,
         Err(e) => return (done, vec![format!("sweep: {e}")]),
     };
-    let workshop_tags = match call(b, "ec2:DescribeTags", json!({"Filters": [{"Name": "key", "Values": ["labrun:workshop"]}, {"Name": "value", "Values": [workshop]}]})).await {
+    let workshop_tags = match call(
+        b,
+        "ec2:DescribeTags",
+        json!({"Filters": [{"Name": "key", "Values": ["labrun:workshop"]}, {"Name": "value", "Values": [workshop]}]}),
+    )
+    .await
+    {
         Ok(v) => v,
         Err(e) => return (done, vec![format!("sweep: {e}")]),
     };
-    let kept = match call(b, "ec2:DescribeTags", json!({"Filters": [{"Name": "key", "Values": ["labrun:cleanup"]}, {"Name": "value", "Values": ["none"]}]})).await {
+    let kept = match call(
+        b,
+        "ec2:DescribeTags",
+        json!({"Filters": [{"Name": "key", "Values": ["labrun:cleanup"]}, {"Name": "value", "Values": ["none"]}]}),
+    )
+    .await
+    {
         Ok(v) => v,
         Err(e) => return (done, vec![format!("sweep: {e}")]),
     };

@@ -27,7 +27,12 @@ struct Fake {
 impl Fake {
     fn new() -> Arc<Self> {
         Arc::new(Fake {
-            target: TargetInfo { kind: TargetKind::Emulator, endpoint: Some("http://fake".into()), account: "111111111111".into(), region: "ap-southeast-1".into() },
+            target: TargetInfo {
+                kind: TargetKind::Emulator,
+                endpoint: Some("http://fake".into()),
+                account: "111111111111".into(),
+                region: "ap-southeast-1".into(),
+            },
             vpcs: Mutex::new(BTreeMap::new()),
             calls: Mutex::new(Vec::new()),
             next: AtomicU32::new(1),
@@ -62,7 +67,11 @@ impl Backend for Fake {
         match op.name {
             "ec2:CreateVpc" => {
                 let id = format!("vpc-{}", self.next.fetch_add(1, Ordering::SeqCst));
-                let name = p["TagSpecifications"][0]["Tags"].as_array().and_then(|t| t.iter().find(|t| t["Key"] == "Name")).map(|t| t["Value"].clone()).unwrap_or(Value::Null);
+                let name = p["TagSpecifications"][0]["Tags"]
+                    .as_array()
+                    .and_then(|t| t.iter().find(|t| t["Key"] == "Name"))
+                    .map(|t| t["Value"].clone())
+                    .unwrap_or(Value::Null);
                 let tags = p["TagSpecifications"][0]["Tags"].clone();
                 vpcs.insert(id.clone(), (json!({"VpcId": id, "CidrBlock": p["CidrBlock"], "Name": name, "Tags": tags}), false));
                 Ok(json!({"Vpc": {"VpcId": id, "State": "pending"}}))
@@ -102,7 +111,9 @@ impl Backend for Fake {
                 let on = vpcs.get(id).map(|v| v.1).ok_or_else(|| CallError::new(ErrorKind::NotFound, "InvalidVpcID.NotFound", "no vpc"))?;
                 Ok(json!({"VpcId": id, "EnableDnsHostnames": {"Value": on}}))
             }
-            "iam:CreateAccessKey" => Ok(json!({"AccessKey": {"UserName": p["UserName"], "AccessKeyId": "AKIAFAKE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRET"}})),
+            "iam:CreateAccessKey" => Ok(
+                json!({"AccessKey": {"UserName": p["UserName"], "AccessKeyId": "AKIAFAKE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRET"}}),
+            ),
             "iam:DeleteAccessKey" | "ec2:DescribeTags" => Ok(json!({"Tags": []})),
             "ec2:CreateSubnet" => Err(CallError::new(ErrorKind::Client, "InvalidParameterValue", "CIDR outside the VPC")),
             "ec2:DescribeInstanceInformation" => Err(CallError::new(ErrorKind::Unsupported, "InternalFailure", "not implemented")),
@@ -163,7 +174,10 @@ async fn steps_run_in_order_with_rendered_parameters_tags_and_outputs() {
 #[tokio::test]
 async fn a_failed_expectation_says_what_was_expected_and_found_with_the_hint() {
     let fake = Fake::new();
-    let (dir, w) = chapter(&format!("{CREATE_AND_FIND}  hint: Create it in the VPC console.\n").replace("\"{{ vars.cidr }}\" }\n  hint", "\"10.9.0.0/16\" }\n  hint"));
+    let (dir, w) = chapter(
+        &format!("{CREATE_AND_FIND}  hint: Create it in the VPC console.\n")
+            .replace("\"{{ vars.cidr }}\" }\n  hint", "\"10.9.0.0/16\" }\n  hint"),
+    );
     let e = engine(&fake, dir.path());
     let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
     let find = &r.steps[1];
@@ -304,7 +318,9 @@ async fn a_crashed_run_and_an_interrupted_down_both_resume_from_the_ledger() {
 #[tokio::test]
 async fn cancelling_stops_at_a_safe_point_with_everything_recorded() {
     let fake = Fake::new();
-    let (dir, w) = chapter("- id: a\n  call: ec2:CreateVpc\n  with: { CidrBlock: 10.1.0.0/16 }\n- id: b\n  call: ec2:CreateVpc\n  with: { CidrBlock: 10.2.0.0/16 }\n");
+    let (dir, w) = chapter(
+        "- id: a\n  call: ec2:CreateVpc\n  with: { CidrBlock: 10.1.0.0/16 }\n- id: b\n  call: ec2:CreateVpc\n  with: { CidrBlock: 10.2.0.0/16 }\n",
+    );
     let e = engine(&fake, dir.path());
     e.cancel.store(true, Ordering::SeqCst);
     let r = e.run(&w, &[0], false).await;
@@ -342,7 +358,11 @@ async fn for_each_runs_every_item_and_collects_outputs() {
     let e = engine(&fake, dir.path());
     let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
     assert_eq!(r.steps.iter().map(|s| s.status).collect::<Vec<_>>(), [Status::Passed, Status::Passed, Status::Skipped], "{r:#?}");
-    let mut names: Vec<String> = fake.params_of("ec2:CreateVpc").iter().map(|p| p["TagSpecifications"][0]["Tags"][0]["Value"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> = fake
+        .params_of("ec2:CreateVpc")
+        .iter()
+        .map(|p| p["TagSpecifications"][0]["Tags"][0]["Value"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
     assert_eq!(names, ["a", "b", "c"]);
 }
@@ -363,10 +383,13 @@ async fn steps_needing_real_aws_are_gaps_on_an_emulator_and_never_called() {
 #[tokio::test]
 async fn secrets_are_masked_before_outputs_reports_and_the_ledger() {
     let fake = Fake::new();
-    let (dir, w) = chapter("- id: key\n  call: iam:CreateAccessKey\n  with: { UserName: u }\n  outputs: { secret: AccessKey.SecretAccessKey, id: AccessKey.AccessKeyId }\n- id: show\n  call: ec2:DescribeVpcs\n  expect: { \"length(Vpcs)\": 99 }\n");
+    let (dir, w) = chapter(
+        "- id: key\n  call: iam:CreateAccessKey\n  with: { UserName: u }\n  outputs: { secret: AccessKey.SecretAccessKey, id: AccessKey.AccessKeyId }\n- id: show\n  call: ec2:DescribeVpcs\n  expect: { \"length(Vpcs)\": 99 }\n",
+    );
     let e = engine(&fake, dir.path());
     let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
-    let everything = format!("{}{}", serde_json::to_string(&r).unwrap(), std::fs::read_to_string(dir.path().join("ledger-fake.jsonl")).unwrap());
+    let everything =
+        format!("{}{}", serde_json::to_string(&r).unwrap(), std::fs::read_to_string(dir.path().join("ledger-fake.jsonl")).unwrap());
     assert!(!everything.contains("SECRET"), "{everything}");
     assert!(everything.contains("AKIAFAKE"), "the key id itself is not secret and is needed to delete it");
 }

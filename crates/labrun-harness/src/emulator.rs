@@ -47,7 +47,9 @@ pub struct Emulator {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
-    #[error("python3 was not found (looked for `{0}`); install Python 3.10 or newer (e.g. `apt-get install python3 python3-venv`), or start LocalStack yourself and pass --endpoint")]
+    #[error(
+        "python3 was not found (looked for `{0}`); install Python 3.10 or newer (e.g. `apt-get install python3 python3-venv`), or start LocalStack yourself and pass --endpoint"
+    )]
     NoPython(String),
     #[error("creating the Python virtual environment failed: {0}\nhint: on Debian/Ubuntu install the `python3-venv` package")]
     Venv(String),
@@ -195,7 +197,8 @@ fn stop_pid(pid: u32) {
 }
 
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }
 
 /// `Some(version)` if a LocalStack health endpoint answers at `endpoint`.
@@ -212,8 +215,17 @@ pub fn healthy(endpoint: &str) -> Option<Option<String>> {
 /// LocalStack (loading EC2 on first use) can take seconds to answer HTTP.
 fn answers(endpoint: &str) -> bool {
     let host = endpoint.split("://").nth(1).unwrap_or(endpoint).split('/').next().unwrap_or("");
-    let host = if host.contains(':') { host.to_string() } else if endpoint.starts_with("https") { format!("{host}:443") } else { format!("{host}:80") };
-    host.to_socket_addrs().ok().and_then(|mut a| a.next()).is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok())
+    let host = if host.contains(':') {
+        host.to_string()
+    } else if endpoint.starts_with("https") {
+        format!("{host}:443")
+    } else {
+        format!("{host}:80")
+    };
+    host.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok())
 }
 
 /// A minimal HTTP/1.0 GET for health checks (plain HTTP on loopback; no TLS needed).
@@ -237,7 +249,8 @@ fn free_port() -> Result<u16, HarnessError> {
 }
 
 fn docker_answers() -> Result<(), String> {
-    let out = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).stdout(Stdio::piped()).stderr(Stdio::piped()).output();
+    let out =
+        Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).stdout(Stdio::piped()).stderr(Stdio::piped()).output();
     match out {
         Err(_) => Err("no docker command".into()),
         Ok(o) if o.status.success() => Ok(()),
@@ -261,7 +274,14 @@ fn start_container(opts: &Options<'_>) -> Result<Emulator, String> {
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let endpoint = format!("http://127.0.0.1:{port}");
     wait_healthy(&endpoint, Duration::from_secs(120), || true).map_err(|e| e.to_string())?;
-    Ok(Emulator { source: Source::Container, endpoint, version: Some(LOCALSTACK_VERSION.into()), pid: None, container: Some(id), root: None })
+    Ok(Emulator {
+        source: Source::Container,
+        endpoint,
+        version: Some(LOCALSTACK_VERSION.into()),
+        pid: None,
+        container: Some(id),
+        root: None,
+    })
 }
 
 fn python() -> String {
@@ -281,7 +301,10 @@ fn ensure_venv_with(cache: &Path, py: &str, progress: &(dyn Fn(&str) + Sync)) ->
         return Ok(venv);
     }
     let py = py.to_string();
-    let version = Command::new(&py).args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).output().map_err(|_| HarnessError::NoPython(py.clone()))?;
+    let version = Command::new(&py)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .map_err(|_| HarnessError::NoPython(py.clone()))?;
     if !version.status.success() {
         return Err(HarnessError::NoPython(py));
     }
@@ -373,13 +396,24 @@ fn start_host(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
         stop_pid(pid);
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
-        return Err(HarnessError::Start(format!("{e}\nlast lines of {}:\n{}", log_path.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))));
+        return Err(HarnessError::Start(format!(
+            "{e}\nlast lines of {}:\n{}",
+            log_path.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )));
     }
     // The child is left running on purpose; reap it in the background if it exits while we live.
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    Ok(Emulator { source: Source::Host, endpoint, version: Some(LOCALSTACK_VERSION.into()), pid: Some(pid), container: None, root: Some(root) })
+    Ok(Emulator {
+        source: Source::Host,
+        endpoint,
+        version: Some(LOCALSTACK_VERSION.into()),
+        pid: Some(pid),
+        container: None,
+        root: Some(root),
+    })
 }
 
 fn wait_healthy(endpoint: &str, limit: Duration, alive: impl FnMut() -> bool) -> Result<(), String> {

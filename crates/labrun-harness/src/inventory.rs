@@ -35,13 +35,7 @@ pub async fn take(b: &dyn Backend) -> Result<Inventory, String> {
         let params: Value = serde_json::from_str(params).unwrap_or(json!({}));
         let resp = b.call(op, &params).await.map_err(|e| format!("inventory {}: {e}", op.name))?;
         let found = search(ids, &resp)?;
-        let set: BTreeSet<String> = found
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect();
+        let set: BTreeSet<String> = found.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
         inv.insert(kind, set);
     }
     Ok(inv)
@@ -51,7 +45,9 @@ pub async fn take(b: &dyn Backend) -> Result<Inventory, String> {
 pub fn leaked(before: &Inventory, after: &Inventory) -> Vec<String> {
     after
         .iter()
-        .flat_map(|(kind, ids)| ids.iter().filter(move |id| !before.get(kind).is_some_and(|b| b.contains(*id))).map(move |id| format!("{kind} {id}")))
+        .flat_map(|(kind, ids)| {
+            ids.iter().filter(move |id| !before.get(kind).is_some_and(|b| b.contains(*id))).map(move |id| format!("{kind} {id}"))
+        })
         .collect()
 }
 

@@ -100,7 +100,12 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
         }
         let r = engine.chapter(w, &w.chapters[p], Mode::Run, true, true).await;
         if r.failed() {
-            let why = r.steps.iter().find(|s| s.status == Status::Failed).map(|s| format!("{}: {}", s.id, s.message.clone().unwrap_or_default())).unwrap_or_default();
+            let why = r
+                .steps
+                .iter()
+                .find(|s| s.status == Status::Failed)
+                .map(|s| format!("{}: {}", s.id, s.message.clone().unwrap_or_default()))
+                .unwrap_or_default();
             t.failures.push(format!("prerequisite {} failed ({why})", r.number));
             return finish(t, started);
         }
@@ -139,7 +144,12 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
     if !run_failed {
         let after = engine.chapter(w, chapter, Mode::Check, false, true).await;
         if has_checks && !after.checks_pass() {
-            let failed: Vec<String> = after.steps.iter().filter(|s| s.status == Status::Failed).map(|s| format!("{} ({})", s.id, s.mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))).collect();
+            let failed: Vec<String> = after
+                .steps
+                .iter()
+                .filter(|s| s.status == Status::Failed)
+                .map(|s| format!("{} ({})", s.id, s.mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+                .collect();
             t.failures.push(format!("checks fail after the chapter ran: {}", failed.join(", ")));
         }
     }

@@ -216,9 +216,7 @@ impl miette::Diagnostic for Report {
 
 /// Renders diagnostics with source snippets, without colour (stable for tests and logs).
 pub fn render_plain(diags: &[Diagnostic]) -> String {
-    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .with_width(100)
-        .with_links(false);
+    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor()).with_width(100).with_links(false);
     let mut out = String::new();
     for d in diags {
         let _ = handler.render_report(&mut out, &Report::new(d.clone()));
@@ -228,8 +226,5 @@ pub fn render_plain(diags: &[Diagnostic]) -> String {
 
 /// Path shown in diagnostics: relative to the working directory when it is below it.
 pub fn display_path(path: &Path) -> PathBuf {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
+    std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf)).unwrap_or_else(|| path.to_path_buf())
 }

@@ -75,7 +75,8 @@ pub fn select(target: &Path) -> Result<Selection, LoadError> {
     let number = number.trim_end_matches('.');
     let chapters = subtree(&loaded.workshop, |c| c.number.as_deref() == Some(number) && c.dir.starts_with(&parent));
     if chapters.is_empty() {
-        let suggestion = crate::catalog::did_you_mean(number, loaded.workshop.chapters.iter().filter_map(|c| c.number.as_deref())).map(str::to_string);
+        let suggestion =
+            crate::catalog::did_you_mean(number, loaded.workshop.chapters.iter().filter_map(|c| c.number.as_deref())).map(str::to_string);
         return Err(LoadError::NoChapter { root: display_path(&parent), number: number.into(), suggestion });
     }
     Ok(Selection { loaded, chapters })
@@ -159,7 +160,11 @@ fn read_workshop_settings(source: &Arc<SourceFile>, w: &mut Workshop, diags: &mu
     };
     let Some(entries) = node.as_map() else {
         if !matches!(node.kind, Kind::Null) {
-            diags.push(Diagnostic::error("labrun::wrong-type", "workshop.yaml must be a mapping").at(source, node.span, "expected a mapping"));
+            diags.push(Diagnostic::error("labrun::wrong-type", "workshop.yaml must be a mapping").at(
+                source,
+                node.span,
+                "expected a mapping",
+            ));
         }
         return;
     };
@@ -185,15 +190,27 @@ fn read_workshop_settings(source: &Arc<SourceFile>, w: &mut Workshop, diags: &mu
                     if text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit()) {
                         w.accounts.push(text);
                     } else {
-                        diags.push(Diagnostic::error("labrun::bad-value", "an account id is 12 digits, quoted").at(source, i.span, "not an account id"));
+                        diags.push(Diagnostic::error("labrun::bad-value", "an account id is 12 digits, quoted").at(
+                            source,
+                            i.span,
+                            "not an account id",
+                        ));
                     }
                 }
             }
-            (f, _) if FIELDS.contains(&f) => diags.push(
-                Diagnostic::error("labrun::wrong-type", format!("`{f}` has the wrong type ({})", v.type_name())).at(source, v.span, "wrong type"),
-            ),
+            (f, _) if FIELDS.contains(&f) => {
+                diags.push(Diagnostic::error("labrun::wrong-type", format!("`{f}` has the wrong type ({})", v.type_name())).at(
+                    source,
+                    v.span,
+                    "wrong type",
+                ))
+            }
             (other, _) => {
-                let mut d = Diagnostic::error("labrun::unknown-field", format!("unknown workshop setting `{other}`")).at(source, k.span, "not a workshop setting");
+                let mut d = Diagnostic::error("labrun::unknown-field", format!("unknown workshop setting `{other}`")).at(
+                    source,
+                    k.span,
+                    "not a workshop setting",
+                );
                 d.help = Some(match crate::catalog::did_you_mean(other, FIELDS.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("workshop settings are: {}", FIELDS.join(", ")),
@@ -264,13 +281,7 @@ fn number_key(n: &str) -> Vec<u32> {
     n.split('.').filter_map(|p| p.parse().ok()).collect()
 }
 
-fn load_chapter(
-    dir: &Path,
-    parent: Option<usize>,
-    depth: usize,
-    w: &Workshop,
-    diags: &mut Vec<Diagnostic>,
-) -> Result<Chapter, LoadError> {
+fn load_chapter(dir: &Path, parent: Option<usize>, depth: usize, w: &Workshop, diags: &mut Vec<Diagnostic>) -> Result<Chapter, LoadError> {
     let en = dir.join(EN_PAGE);
     let vi = dir.join(VI_PAGE);
     let lab_yaml = dir.join(LAB_YAML);
@@ -458,7 +469,11 @@ fn drift(en: &[Step], vi: &[Step]) -> Option<String> {
             v
         };
         if strip(a) != strip(b) {
-            return Some(if a.id == b.id { format!("step `{}` differs", a.id) } else { format!("step `{}` stands where English has `{}`", b.id, a.id) });
+            return Some(if a.id == b.id {
+                format!("step `{}` differs", a.id)
+            } else {
+                format!("step `{}` stands where English has `{}`", b.id, a.id)
+            });
         }
     }
     None
@@ -473,7 +488,11 @@ fn check_prerequisites(w: &mut Workshop, diags: &mut Vec<Diagnostic>) {
                 }
             } else {
                 let known: Vec<&str> = w.chapters.iter().filter_map(|c| c.number.as_deref()).collect();
-                let mut d = Diagnostic::error("labrun::unknown-chapter", format!("no chapter numbered `{number}` in this workshop")).at(&source, span, "required here");
+                let mut d = Diagnostic::error("labrun::unknown-chapter", format!("no chapter numbered `{number}` in this workshop")).at(
+                    &source,
+                    span,
+                    "required here",
+                );
                 if let Some(s) = crate::catalog::did_you_mean(&number, known.iter().copied()) {
                     d.help = Some(format!("did you mean `{s}`?"));
                 }

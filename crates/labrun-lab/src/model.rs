@@ -214,5 +214,8 @@ pub enum Cleanup {
     /// Put the previous value back (for modify-type calls; same as auto where the catalog restores).
     Restore,
     None,
-    Call { call: String, with: Value },
+    Call {
+        call: String,
+        with: Value,
+    },
 }

@@ -132,7 +132,8 @@ pub fn lab_blocks(text: &str, from: usize) -> Vec<LabBlock> {
                 let fence_len = trimmed.chars().take_while(|&c| c == '`' || c == '~').count();
                 if fence_len >= 3 && trimmed[..fence_len].chars().all(|c| c == trimmed.as_bytes()[0] as char) {
                     let info = trimmed[fence_len..].trim();
-                    let is_lab = info == "labrun" || info.split(|c: char| c.is_whitespace() || c == '{' || c == '}' || c == ',').any(|w| w == "labrun");
+                    let is_lab = info == "labrun"
+                        || info.split(|c: char| c.is_whitespace() || c == '{' || c == '}' || c == ',').any(|w| w == "labrun");
                     let block = LabBlock { text: String::new(), line_starts: Vec::new(), span: Span::new(line_start, pos) };
                     open = Some((trimmed[..fence_len].to_string(), indent, is_lab, block));
                 }
@@ -229,7 +230,11 @@ pub struct Settings {
 pub fn chapter_settings(node: &Node, source: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> Settings {
     let mut out = Settings::default();
     let Some(entries) = node.as_map() else {
-        diags.push(Diagnostic::error("labrun::wrong-type", "the `labrun:` front-matter section must be a mapping").at(source, node.span, "expected a mapping"));
+        diags.push(Diagnostic::error("labrun::wrong-type", "the `labrun:` front-matter section must be a mapping").at(
+            source,
+            node.span,
+            "expected a mapping",
+        ));
         return out;
     };
     let (requires, vars) = (&mut out.requires, &mut out.vars);
@@ -242,19 +247,32 @@ pub fn chapter_settings(node: &Node, source: &Arc<SourceFile>, diags: &mut Vec<D
                             Kind::Str(s) => requires.push((s.clone(), i.span)),
                             Kind::Int(n) => requires.push((n.to_string(), i.span)),
                             Kind::Float(_) => requires.push((source.text[i.span.start..i.span.end].trim().to_string(), i.span)),
-                            _ => diags.push(Diagnostic::error("labrun::wrong-type", "a required chapter is named by its number, e.g. \"2\" or \"3.1\"").at(source, i.span, "expected a chapter number")),
+                            _ => diags.push(
+                                Diagnostic::error("labrun::wrong-type", "a required chapter is named by its number, e.g. \"2\" or \"3.1\"")
+                                    .at(source, i.span, "expected a chapter number"),
+                            ),
                         }
                     }
                 }
-                _ => diags.push(Diagnostic::error("labrun::wrong-type", "`requires` takes a list of chapter numbers").at(source, v.span, "expected a list")),
+                _ => diags.push(Diagnostic::error("labrun::wrong-type", "`requires` takes a list of chapter numbers").at(
+                    source,
+                    v.span,
+                    "expected a list",
+                )),
             },
             "teardown" => match v.kind {
                 Kind::Bool(b) => out.teardown = b,
-                _ => diags.push(Diagnostic::error("labrun::wrong-type", "`teardown` must be true or false").at(source, v.span, "expected a boolean")),
+                _ => diags.push(Diagnostic::error("labrun::wrong-type", "`teardown` must be true or false").at(
+                    source,
+                    v.span,
+                    "expected a boolean",
+                )),
             },
             "vars" => match v.to_json() {
                 Value::Object(m) => *vars = m,
-                _ => diags.push(Diagnostic::error("labrun::wrong-type", "`vars` must be a mapping").at(source, v.span, "expected a mapping")),
+                _ => {
+                    diags.push(Diagnostic::error("labrun::wrong-type", "`vars` must be a mapping").at(source, v.span, "expected a mapping"))
+                }
             },
             other => diags.push(
                 Diagnostic::error("labrun::unknown-field", format!("unknown chapter setting `{other}`"))

@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub const STEP_FIELDS: &[&str] = &[
-    "id", "title", "call", "with", "outputs", "expect", "until", "timeout", "interval", "retry", "cleanup", "when",
-    "for_each", "requires", "check", "hint",
+    "id", "title", "call", "with", "outputs", "expect", "until", "timeout", "interval", "retry", "cleanup", "when", "for_each", "requires",
+    "check", "hint",
 ];
 pub const CAPABILITIES: &[&str] = &["real-aws"];
 
@@ -30,7 +30,12 @@ impl Sink<'_> {
         match &node.kind {
             Kind::Str(s) => Some(s),
             _ => {
-                self.error("labrun::wrong-type", node.span, format!("{what} must be a string, found {}", node.type_name()), "expected a string");
+                self.error(
+                    "labrun::wrong-type",
+                    node.span,
+                    format!("{what} must be a string, found {}", node.type_name()),
+                    "expected a string",
+                );
                 None
             }
         }
@@ -40,7 +45,12 @@ impl Sink<'_> {
         match &node.kind {
             Kind::Map(m) => Some(m),
             _ => {
-                self.error("labrun::wrong-type", node.span, format!("{what} must be a mapping, found {}", node.type_name()), "expected a mapping");
+                self.error(
+                    "labrun::wrong-type",
+                    node.span,
+                    format!("{what} must be a mapping, found {}", node.type_name()),
+                    "expected a mapping",
+                );
                 None
             }
         }
@@ -51,14 +61,19 @@ impl Sink<'_> {
             Kind::Int(i) if *i >= 0 => return Some(std::time::Duration::from_secs(*i as u64)),
             Kind::Str(s) => s.clone(),
             _ => {
-                self.error("labrun::bad-duration", node.span, format!("{what} must be a duration such as `30s` or `10m`"), "not a duration");
+                self.error(
+                    "labrun::bad-duration",
+                    node.span,
+                    format!("{what} must be a duration such as `30s` or `10m`"),
+                    "not a duration",
+                );
                 return None;
             }
         };
         let d = parse_duration(&text);
         if d.is_none() {
-            self.error("labrun::bad-duration", node.span, format!("`{text}` is not a duration"), "not a duration")
-                .help = Some("write a number with a unit: `500ms`, `30s`, `10m`, `1h30m`".into());
+            self.error("labrun::bad-duration", node.span, format!("`{text}` is not a duration"), "not a duration").help =
+                Some("write a number with a unit: `500ms`, `30s`, `10m`, `1h30m`".into());
         }
         d
     }
@@ -69,8 +84,8 @@ impl Sink<'_> {
             Err(e) => {
                 let reason = e.to_string();
                 let reason = reason.lines().next().unwrap_or("invalid expression").to_string();
-                self.error("labrun::bad-jmespath", node.span, format!("invalid JMESPath expression `{expr}`"), "does not parse")
-                    .help = Some(reason);
+                self.error("labrun::bad-jmespath", node.span, format!("invalid JMESPath expression `{expr}`"), "does not parse").help =
+                    Some(reason);
                 false
             }
         }
@@ -84,7 +99,12 @@ pub fn read_steps(root: &Node, sink: &mut Sink<'_>, scope: &mut Scope) -> Vec<St
         Kind::Map(_) => vec![root],
         Kind::Null => Vec::new(),
         _ => {
-            sink.error("labrun::wrong-type", root.span, format!("a lab block is a list of steps, found {}", root.type_name()), "expected a list of steps");
+            sink.error(
+                "labrun::wrong-type",
+                root.span,
+                format!("a lab block is a list of steps, found {}", root.type_name()),
+                "expected a list of steps",
+            );
             return Vec::new();
         }
     };
@@ -116,8 +136,8 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
     let id = match node.get("id") {
         Some(n) => sink.expect_str(n, "`id`").map(str::to_string),
         None => {
-            sink.error("labrun::missing-field", node.span, "step has no `id`".into(), "this step")
-                .help = Some("every step needs a unique `id`, used in output and in `steps.<id>` references".into());
+            sink.error("labrun::missing-field", node.span, "step has no `id`".into(), "this step").help =
+                Some("every step needs a unique `id`, used in output and in `steps.<id>` references".into());
             None
         }
     };
@@ -139,8 +159,8 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
             None => (String::new(), None),
         },
         None => {
-            sink.error("labrun::missing-field", node.span, "step has no `call`".into(), "this step")
-                .help = Some("name the operation as IAM does, e.g. `call: ec2:DescribeVpcs`".into());
+            sink.error("labrun::missing-field", node.span, "step has no `call`".into(), "this step").help =
+                Some("name the operation as IAM does, e.g. `call: ec2:DescribeVpcs`".into());
             (String::new(), None)
         }
     };
@@ -173,7 +193,12 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
     let for_each = node.get("for_each").and_then(|n| match &n.kind {
         Kind::Seq(_) | Kind::Str(_) => Some(n.to_json()),
         _ => {
-            sink.error("labrun::wrong-type", n.span, format!("`for_each` must be a list or a template, found {}", n.type_name()), "expected a list");
+            sink.error(
+                "labrun::wrong-type",
+                n.span,
+                format!("`for_each` must be a list or a template, found {}", n.type_name()),
+                "expected a list",
+            );
             None
         }
     });
@@ -181,21 +206,36 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
     let check = node.get("check").and_then(|n| match n.kind {
         Kind::Bool(b) => Some(b),
         _ => {
-            sink.error("labrun::wrong-type", n.span, format!("`check` must be true or false, found {}", n.type_name()), "expected a boolean");
+            sink.error(
+                "labrun::wrong-type",
+                n.span,
+                format!("`check` must be true or false, found {}", n.type_name()),
+                "expected a boolean",
+            );
             None
         }
     });
     if let (Some(true), Some(op), Some(n)) = (check, op, node.get("check"))
         && !op.read_only
     {
-        sink.error("labrun::check-mutates", n.span, format!("`{}` changes resources, so it cannot run in check mode", op.name), "check mode never mutates");
+        sink.error(
+            "labrun::check-mutates",
+            n.span,
+            format!("`{}` changes resources, so it cannot run in check mode", op.name),
+            "check mode never mutates",
+        );
     }
     let title = node.get("title").and_then(|n| sink.expect_str(n, "`title`")).map(str::to_string);
     let hint = node.get("hint").and_then(|n| sink.expect_str(n, "`hint`")).map(str::to_string);
     if (node.get("until").is_some()) && !op.is_none_or(|o| o.read_only) {
         // Polling a mutating call would repeat the change.
         if let Some(n) = node.get("until") {
-            sink.error("labrun::until-mutates", n.span, "`until` polls the call, so it must be a read-only operation".into(), "on a mutating call");
+            sink.error(
+                "labrun::until-mutates",
+                n.span,
+                "`until` polls the call, so it must be a read-only operation".into(),
+                "on a mutating call",
+            );
         }
     }
     if !ok {
@@ -232,7 +272,8 @@ fn unknown_operation(name: &str, node: &Node, sink: &mut Sink<'_>) {
             None => "see `labrun schema` for the supported operations".into(),
         },
     };
-    sink.error("labrun::unknown-operation", node.span, format!("unknown operation `{name}`"), "not in the action catalog").help = Some(help);
+    sink.error("labrun::unknown-operation", node.span, format!("unknown operation `{name}`"), "not in the action catalog").help =
+        Some(help);
 }
 
 /// Checks parameters against the catalog shape. Strings holding a template (`{{ … }}`) may
@@ -253,7 +294,8 @@ fn check_struct(params: &[Param], entries: &[(Node, Node)], whole: &Node, owner:
                     None if params.is_empty() => format!("{owner} takes no parameters"),
                     None => format!("{owner} takes: {}", params.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")),
                 };
-                sink.error("labrun::unknown-parameter", key.span, format!("{owner} has no parameter `{name}`"), "unknown parameter").help = Some(help);
+                sink.error("labrun::unknown-parameter", key.span, format!("{owner} has no parameter `{name}`"), "unknown parameter").help =
+                    Some(help);
             }
         }
     }
@@ -281,7 +323,8 @@ fn check_value(ty: &Ty, node: &Node, what: &str, sink: &mut Sink<'_>) {
                     Some(v) => format!("did you mean `{v}`?"),
                     None => format!("one of: {}", values.join(", ")),
                 };
-                sink.error("labrun::bad-value", node.span, format!("`{s}` is not a valid value for {what}"), "not allowed here").help = Some(help);
+                sink.error("labrun::bad-value", node.span, format!("`{s}` is not a valid value for {what}"), "not allowed here").help =
+                    Some(help);
             }
             true
         }
@@ -313,7 +356,12 @@ fn check_value(ty: &Ty, node: &Node, what: &str, sink: &mut Sink<'_>) {
             Ty::List(_) => "a list",
             Ty::Struct(_) => "a mapping",
         };
-        sink.error("labrun::wrong-type", node.span, format!("{what} must be {want}, found {}", node.type_name()), &format!("expected {want}"));
+        sink.error(
+            "labrun::wrong-type",
+            node.span,
+            format!("{what} must be {want}, found {}", node.type_name()),
+            &format!("expected {want}"),
+        );
     }
 }
 
@@ -357,8 +405,8 @@ fn read_matcher(node: &Node, sink: &mut Sink<'_>) -> Option<Matcher> {
         Kind::Map(entries) if entries.len() == 1 => {
             let k = entries[0].0.key_text();
             if let Some(s) = catalog::did_you_mean(&k, Matcher::NAMES.iter().copied()) {
-                sink.error("labrun::unknown-matcher", entries[0].0.span, format!("unknown matcher `{k}`"), "not a matcher")
-                    .help = Some(format!("did you mean `{s}`? (to compare with a mapping, write `{{equals: {{...}}}}`)"));
+                sink.error("labrun::unknown-matcher", entries[0].0.span, format!("unknown matcher `{k}`"), "not a matcher").help =
+                    Some(format!("did you mean `{s}`? (to compare with a mapping, write `{{equals: {{...}}}}`)"));
                 return None;
             }
             return Some(Matcher::Equals(node.to_json()));
@@ -436,7 +484,9 @@ fn read_retry(node: &Node, sink: &mut Sink<'_>) -> Retry {
                 }
             }
             "on" => match &v.kind {
-                Kind::Seq(items) => retry.on = items.iter().filter_map(|i| sink.expect_str(i, "an error code").map(str::to_string)).collect(),
+                Kind::Seq(items) => {
+                    retry.on = items.iter().filter_map(|i| sink.expect_str(i, "an error code").map(str::to_string)).collect()
+                }
                 _ => {
                     sink.error("labrun::wrong-type", v.span, "`on` takes a list of error codes".into(), "expected a list");
                 }
@@ -459,7 +509,12 @@ fn read_cleanup(node: &Node, op: Option<&Operation>, sink: &mut Sink<'_>) -> Cle
                 if let Some(op) = op
                     && !matches!(op.undo, catalog::Undo::Restore { .. })
                 {
-                    sink.error("labrun::bad-value", node.span, format!("`{}` has no previous value to restore", op.name), "use `auto` or `none`");
+                    sink.error(
+                        "labrun::bad-value",
+                        node.span,
+                        format!("`{}` has no previous value to restore", op.name),
+                        "use `auto` or `none`",
+                    );
                 }
                 Cleanup::Restore
             }
@@ -486,7 +541,12 @@ fn read_cleanup(node: &Node, op: Option<&Operation>, sink: &mut Sink<'_>) -> Cle
             Cleanup::Call { call, with: node.get("with").map(Node::to_json).unwrap_or(Value::Object(Default::default())) }
         }
         _ => {
-            sink.error("labrun::wrong-type", node.span, format!("`cleanup` must be a string or a mapping, found {}", node.type_name()), "expected auto, restore, none or a call");
+            sink.error(
+                "labrun::wrong-type",
+                node.span,
+                format!("`cleanup` must be a string or a mapping, found {}", node.type_name()),
+                "expected auto, restore, none or a call",
+            );
             Cleanup::Auto
         }
     }
@@ -548,8 +608,13 @@ fn check_references(node: &Node, step: Option<&Step>, sink: &mut Sink<'_>, scope
     if let Some(id) = id {
         if let Some((_, first)) = scope.steps.get(id) {
             let first = *first;
-            sink.error("labrun::duplicate-id", node.get("id").map_or(node.span, |n| n.span), format!("step id `{id}` is used twice in this chapter"), "second use")
-                .related = Some((first, "first used here".into()));
+            sink.error(
+                "labrun::duplicate-id",
+                node.get("id").map_or(node.span, |n| n.span),
+                format!("step id `{id}` is used twice in this chapter"),
+                "second use",
+            )
+            .related = Some((first, "first used here".into()));
         } else {
             let outputs = step.map(|s| s.outputs.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
             scope.steps.insert(id.to_string(), (outputs, node.get("id").map_or(node.span, |n| n.span)));
@@ -567,13 +632,26 @@ fn walk_templates(node: &Node, env: &minijinja::Environment<'static>, sink: &mut
     }
 }
 
-fn check_template(text: &str, node: &Node, env: &minijinja::Environment<'static>, sink: &mut Sink<'_>, scope: &Scope, in_loop: bool, expression: bool) {
+fn check_template(
+    text: &str,
+    node: &Node,
+    env: &minijinja::Environment<'static>,
+    sink: &mut Sink<'_>,
+    scope: &Scope,
+    in_loop: bool,
+    expression: bool,
+) {
     let names: HashSet<String> = if expression {
         let expr = text.trim().trim_start_matches("{{").trim_end_matches("}}");
         match env.compile_expression(expr) {
             Ok(e) => e.undeclared_variables(true),
             Err(e) => {
-                sink.error("labrun::template-syntax", node.span, format!("template does not parse: {}", e.detail().unwrap_or("syntax error")), "in this expression");
+                sink.error(
+                    "labrun::template-syntax",
+                    node.span,
+                    format!("template does not parse: {}", e.detail().unwrap_or("syntax error")),
+                    "in this expression",
+                );
                 return;
             }
         }
@@ -581,7 +659,12 @@ fn check_template(text: &str, node: &Node, env: &minijinja::Environment<'static>
         match env.template_from_str(text) {
             Ok(t) => t.undeclared_variables(true),
             Err(e) => {
-                sink.error("labrun::template-syntax", node.span, format!("template does not parse: {}", e.detail().unwrap_or("syntax error")), "in this template");
+                sink.error(
+                    "labrun::template-syntax",
+                    node.span,
+                    format!("template does not parse: {}", e.detail().unwrap_or("syntax error")),
+                    "in this template",
+                );
                 return;
             }
         }
@@ -593,7 +676,12 @@ fn check_template(text: &str, node: &Node, env: &minijinja::Environment<'static>
             "steps" => {}
             "item" if in_loop => {}
             "item" => {
-                sink.error("labrun::undefined-variable", node.span, "`item` is only defined in a step with `for_each`".into(), "no loop here");
+                sink.error(
+                    "labrun::undefined-variable",
+                    node.span,
+                    "`item` is only defined in a step with `for_each`".into(),
+                    "no loop here",
+                );
             }
             "vars" => {
                 if let Some(v) = field_head
@@ -603,7 +691,8 @@ fn check_template(text: &str, node: &Node, env: &minijinja::Environment<'static>
                         Some(s) => format!("did you mean `vars.{s}`?"),
                         None => "declare it under `vars:` in the chapter's front matter or in workshop.yaml".into(),
                     };
-                    sink.error("labrun::undefined-variable", node.span, format!("undefined variable `vars.{v}`"), "used here").help = Some(help);
+                    sink.error("labrun::undefined-variable", node.span, format!("undefined variable `vars.{v}`"), "used here").help =
+                        Some(help);
                 }
             }
             "lab" => {
@@ -638,7 +727,8 @@ fn check_template(text: &str, node: &Node, env: &minijinja::Environment<'static>
                     } else {
                         format!("step `{id}` declares: {}", outputs.join(", "))
                     };
-                    sink.error("labrun::bad-reference", node.span, format!("step `{id}` has no output `{o}`"), "referenced here").help = Some(help);
+                    sink.error("labrun::bad-reference", node.span, format!("step `{id}` has no output `{o}`"), "referenced here").help =
+                        Some(help);
                 }
             }
         }

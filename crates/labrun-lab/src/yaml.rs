@@ -92,9 +92,7 @@ impl Node {
             Kind::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
             Kind::Str(s) => Value::String(s.clone()),
             Kind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
-            Kind::Map(entries) => Value::Object(
-                entries.iter().map(|(k, v)| (k.key_text(), v.to_json())).collect(),
-            ),
+            Kind::Map(entries) => Value::Object(entries.iter().map(|(k, v)| (k.key_text(), v.to_json())).collect()),
         }
     }
     /// A mapping key as text (non-string keys are written as YAML would print them).
@@ -119,7 +117,12 @@ pub fn parse(text: &str, base: usize) -> Result<Node, YamlError> {
     while let Some(event) = parser.next_event() {
         let (event, span) = event.map_err(|e| {
             let at = offsets.byte(e.marker().index());
-            YamlError { message: format!("YAML syntax error: {}", e.info()), span: Span::new(at, at + 1), label: "here".into(), related: None }
+            YamlError {
+                message: format!("YAML syntax error: {}", e.info()),
+                span: Span::new(at, at + 1),
+                label: "here".into(),
+                related: None,
+            }
         })?;
         match event {
             Event::DocumentStart(_) if builder.root.is_some() => {
@@ -151,11 +154,7 @@ impl CharOffsets {
         CharOffsets { bytes, base, len: text.len() }
     }
     fn byte(&self, char_index: usize) -> usize {
-        let local = if self.bytes.is_empty() {
-            char_index.min(self.len)
-        } else {
-            self.bytes.get(char_index).copied().unwrap_or(self.len)
-        };
+        let local = if self.bytes.is_empty() { char_index.min(self.len) } else { self.bytes.get(char_index).copied().unwrap_or(self.len) };
         self.base + local
     }
     fn span(&self, s: YSpan) -> Span {

@@ -50,7 +50,10 @@ invalid!(duplicate_key, vec![("1-a/_index.md", page("- id: a\n  call: ec2:Descri
 invalid!(unknown_field, vec![("1-a/_index.md", page("- id: a\n  calll: ec2:DescribeVpcs\n"))], 2, "did you mean `call`?");
 invalid!(
     wrong_types,
-    vec![("1-a/_index.md", page("- id: a\n  call: ec2:DescribeVpcs\n  check: \"yes\"\n  with: { VpcIds: vpc-1, Filters: [ { Name: 3 } ] }\n"))],
+    vec![(
+        "1-a/_index.md",
+        page("- id: a\n  call: ec2:DescribeVpcs\n  check: \"yes\"\n  with: { VpcIds: vpc-1, Filters: [ { Name: 3 } ] }\n")
+    )],
     3,
     "`check` must be true or false"
 );
@@ -82,7 +85,12 @@ invalid!(
 invalid!(duplicate_step_id, vec![("1-a/_index.md", page(&format!("{VPC}{VPC}")))], 1, "step id `lab-vpc` is used twice");
 invalid!(
     template_syntax,
-    vec![("1-a/_index.md", page(&format!("{VPC}- id: b\n  call: ec2:DescribeSubnets\n  with: {{ Filters: [ {{ Name: vpc-id, Values: [ \"{{{{ steps['lab-vpc'].id \" ] }} ] }}\n")))],
+    vec![(
+        "1-a/_index.md",
+        page(&format!(
+            "{VPC}- id: b\n  call: ec2:DescribeSubnets\n  with: {{ Filters: [ {{ Name: vpc-id, Values: [ \"{{{{ steps['lab-vpc'].id \" ] }} ] }}\n"
+        ))
+    )],
     1,
     "template does not parse"
 );
@@ -90,20 +98,35 @@ invalid!(
     undefined_variable,
     vec![
         ("workshop.yaml", "vars: { region_name: x }\n".to_string()),
-        ("1-a/_index.md", page("- id: a\n  call: ec2:DescribeVpcs\n  with: { Filters: [ { Name: \"tag:Name\", Values: [ \"{{ vars.region_nam }}\", \"{{ lab.regoin }}\", \"{{ item }}\", \"{{ stepz.a }}\" ] } ] }\n")),
+        (
+            "1-a/_index.md",
+            page(
+                "- id: a\n  call: ec2:DescribeVpcs\n  with: { Filters: [ { Name: \"tag:Name\", Values: [ \"{{ vars.region_nam }}\", \"{{ lab.regoin }}\", \"{{ item }}\", \"{{ stepz.a }}\" ] } ] }\n"
+            )
+        ),
     ],
     4,
     "did you mean `vars.region_name`?"
 );
 invalid!(
     reference_to_later_step,
-    vec![("1-a/_index.md", page(&format!("- id: b\n  call: ec2:DescribeSubnets\n  with: {{ Filters: [ {{ Name: vpc-id, Values: [ \"{{{{ steps['lab-vpc'].id }}}}\" ] }} ] }}\n{VPC}")))],
+    vec![(
+        "1-a/_index.md",
+        page(&format!(
+            "- id: b\n  call: ec2:DescribeSubnets\n  with: {{ Filters: [ {{ Name: vpc-id, Values: [ \"{{{{ steps['lab-vpc'].id }}}}\" ] }} ] }}\n{VPC}"
+        ))
+    )],
     1,
     "no earlier step `lab-vpc`"
 );
 invalid!(
     reference_to_unknown_output,
-    vec![("1-a/_index.md", page(&format!("{VPC}- id: b\n  call: ec2:DescribeSubnets\n  with: {{ Filters: [ {{ Name: vpc-id, Values: [ \"{{{{ steps['lab-vpc'].vpc_id }}}}\" ] }} ] }}\n")))],
+    vec![(
+        "1-a/_index.md",
+        page(&format!(
+            "{VPC}- id: b\n  call: ec2:DescribeSubnets\n  with: {{ Filters: [ {{ Name: vpc-id, Values: [ \"{{{{ steps['lab-vpc'].vpc_id }}}}\" ] }} ] }}\n"
+        ))
+    )],
     1,
     "step `lab-vpc` has no output `vpc_id`"
 );
@@ -115,7 +138,10 @@ invalid!(
 );
 invalid!(
     unknown_prerequisite,
-    vec![("1-a/_index.md", "---\ntitle: A\nlabrun:\n  requires: [\"9.9\"]\n---\n".to_string()), ("2-b/_index.md", "---\ntitle: B\n---\n".to_string())],
+    vec![
+        ("1-a/_index.md", "---\ntitle: A\nlabrun:\n  requires: [\"9.9\"]\n---\n".to_string()),
+        ("2-b/_index.md", "---\ntitle: B\n---\n".to_string())
+    ],
     1,
     "no chapter numbered `9.9`"
 );
@@ -130,10 +156,7 @@ invalid!(
 );
 invalid!(
     language_drift,
-    vec![
-        ("1-a/_index.md", page(VPC)),
-        ("1-a/_index.vi.md", page(&VPC.replace("Lab VPC", "Lab VPC 2"))),
-    ],
+    vec![("1-a/_index.md", page(VPC)), ("1-a/_index.vi.md", page(&VPC.replace("Lab VPC", "Lab VPC 2"))),],
     1,
     "step `lab-vpc` differs"
 );
@@ -177,15 +200,30 @@ fn diagnostics_carry_file_line_and_column() {
     let loc = d.location().unwrap();
     // Front matter (4 lines), prose, blank, fence, `- id`: the call is on line 9, column 9.
     assert_eq!((loc.line, loc.col), (9, 9), "{}", d.one_line());
-    assert!(d.one_line().ends_with("error[labrun::unknown-operation]: unknown operation `ec2:CreateVcp` (help: did you mean `ec2:CreateVpc`?)"), "{}", d.one_line());
+    assert!(
+        d.one_line().ends_with("error[labrun::unknown-operation]: unknown operation `ec2:CreateVcp` (help: did you mean `ec2:CreateVpc`?)"),
+        "{}",
+        d.one_line()
+    );
 }
 
 #[test]
 fn garbage_never_panics() {
     let inputs = [
-        "", "---", "---\n---", "+++", "```labrun\n", "```labrun\n- [\n```", "```labrun\n- id: a\n  call: 5\n```", "```labrun\n\u{0}\u{1}\n```",
-        "```labrun\n- *x\n```", "```labrun\n- &a [*a]\n```", "```labrun\n? [a]\n: b\n```", "```labrun\n- id: a\n  call: ec2:DescribeVpcs\n  expect: { \"@\": { equals: } }\n```",
-        "```labrun\n- id: a\n  call: ec2:DescribeVpcs\n  with: { Filters: \"{{ }}\" }\n  for_each: 3\n```", "  \n\n---\ntitle: [\n---\n",
+        "",
+        "---",
+        "---\n---",
+        "+++",
+        "```labrun\n",
+        "```labrun\n- [\n```",
+        "```labrun\n- id: a\n  call: 5\n```",
+        "```labrun\n\u{0}\u{1}\n```",
+        "```labrun\n- *x\n```",
+        "```labrun\n- &a [*a]\n```",
+        "```labrun\n? [a]\n: b\n```",
+        "```labrun\n- id: a\n  call: ec2:DescribeVpcs\n  expect: { \"@\": { equals: } }\n```",
+        "```labrun\n- id: a\n  call: ec2:DescribeVpcs\n  with: { Filters: \"{{ }}\" }\n  for_each: 3\n```",
+        "  \n\n---\ntitle: [\n---\n",
     ];
     for (i, text) in inputs.iter().enumerate() {
         let dir = workshop(&[(&format!("{i}-x/_index.md"), text)]);
@@ -207,7 +245,10 @@ fn hugo_pages_with_shortcodes_toml_and_indented_front_matter_load() {
             "2-prep/2.1-vpc/_index.md",
             "+++\ntitle = \"VPC\"\nweight = 1\n+++\n1. Create it:\n\n   ```labrun\n   - id: vpc\n     call: ec2:CreateVpc\n     with: { CidrBlock: \"{{ vars.cidr }}\" }\n   ```\n\n{{< figure src=\"/images/x.png\" >}}\n",
         ),
-        ("2-prep/2.2-role/lab.yaml", "title: Role\nweight: 2\nrequires: [\"2.1\"]\nsteps:\n  - id: role\n    call: iam:GetRole\n    with: { RoleName: SSM-Role }\n"),
+        (
+            "2-prep/2.2-role/lab.yaml",
+            "title: Role\nweight: 2\nrequires: [\"2.1\"]\nsteps:\n  - id: role\n    call: iam:GetRole\n    with: { RoleName: SSM-Role }\n",
+        ),
     ]);
     let loaded = labrun_lab::load(dir.path()).unwrap();
     // The block inside the notice is a real labrun block and is wrong: that is reported

@@ -1,0 +1,128 @@
+//! The engine's overhead: a chapter of 20 EC2 calls run by labrun (templating, JMESPath,
+//! expectations, tagging, ledger writes) next to the same 20 calls made by a minimal program
+//! using the SDK directly, against the same LocalStack, alternating, in one run.
+//! Target: labrun within 10% of the direct program.
+//!
+//! Run: `cargo bench --bench executor` (starts its own LocalStack; or set LABRUN_TEST_ENDPOINT)
+
+use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, Tag, TagSpecification};
+use labrun_aws::{AwsBackend, Connect, TargetKind};
+use labrun_exec::{Engine, Ledger, Mode, Quiet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 7;
+
+/// Four VPCs: create, describe by tag, turn DNS hostnames on, read the attribute, delete = 20 calls.
+fn chapter() -> String {
+    let mut s = String::new();
+    for i in 0..4 {
+        s.push_str(&format!(
+            r#"
+- id: create{i}
+  call: ec2:CreateVpc
+  with: {{ CidrBlock: 10.{i}.0.0/16, TagSpecifications: [ {{ ResourceType: vpc, Tags: [ {{ Key: Name, Value: "bench{i}-{{{{ lab.run_id }}}}" }} ] }} ] }}
+  cleanup: none
+  outputs: {{ id: Vpc.VpcId }}
+- id: find{i}
+  call: ec2:DescribeVpcs
+  with: {{ Filters: [ {{ Name: "tag:Name", Values: [ "bench{i}-{{{{ lab.run_id }}}}" ] }} ] }}
+  expect: {{ "length(Vpcs)": 1, "Vpcs[0].CidrBlock": 10.{i}.0.0/16 }}
+- id: dns{i}
+  call: ec2:ModifyVpcAttribute
+  with: {{ VpcId: "{{{{ steps.create{i}.id }}}}", EnableDnsHostnames: {{ Value: true }} }}
+  cleanup: none
+- id: attr{i}
+  call: ec2:DescribeVpcAttribute
+  with: {{ VpcId: "{{{{ steps.create{i}.id }}}}", Attribute: enableDnsHostnames }}
+  expect: {{ "EnableDnsHostnames.Value": true }}
+- id: delete{i}
+  call: ec2:DeleteVpc
+  with: {{ VpcId: "{{{{ steps.create{i}.id }}}}" }}
+"#
+        ));
+    }
+    s
+}
+
+async fn direct(ec2: &aws_sdk_ec2::Client, run: usize) {
+    for i in 0..4 {
+        let name = format!("direct{i}-{run}");
+        let tags =
+            TagSpecification::builder().resource_type(ResourceType::Vpc).tags(Tag::builder().key("Name").value(&name).build()).build();
+        let vpc = ec2.create_vpc().cidr_block(format!("10.{i}.0.0/16")).tag_specifications(tags).send().await.unwrap();
+        let id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_string();
+        let found = ec2.describe_vpcs().filters(Filter::builder().name("tag:Name").values(&name).build()).send().await.unwrap();
+        assert_eq!(found.vpcs().len(), 1);
+        ec2.modify_vpc_attribute()
+            .vpc_id(&id)
+            .enable_dns_hostnames(AttributeBooleanValue::builder().value(true).build())
+            .send()
+            .await
+            .unwrap();
+        let attr = ec2
+            .describe_vpc_attribute()
+            .vpc_id(&id)
+            .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(attr.enable_dns_hostnames().and_then(|a| a.value()), Some(true));
+        ec2.delete_vpc().vpc_id(&id).send().await.unwrap();
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64() * 1e3
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let endpoint = labrun_harness::emulator::for_tests().endpoint.clone();
+    let account = "777777777777";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("workshop.yaml"), "workshop: bench\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("1-bench")).unwrap();
+    std::fs::write(dir.path().join("1-bench/lab.yaml"), chapter()).unwrap();
+    let w = labrun_lab::load(dir.path()).unwrap().workshop;
+
+    let backend = Arc::new(
+        AwsBackend::connect(Connect {
+            kind: TargetKind::Emulator,
+            endpoint: Some(endpoint.clone()),
+            region: Some("ap-southeast-1".into()),
+            profile: None,
+            account: Some(account.into()),
+            sdk_retries: true,
+        })
+        .await
+        .unwrap(),
+    );
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("ap-southeast-1"))
+        .endpoint_url(&endpoint)
+        .credentials_provider(aws_credential_types::Credentials::from_keys(account, "test", None))
+        .load()
+        .await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+
+    // Warm both paths (EC2 loads lazily in LocalStack; connections are pooled).
+    direct(&ec2, 999).await;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for run in 0..ROUNDS {
+        let ledger = Arc::new(Ledger::open(dir.path(), &format!("bench-{run}")).unwrap());
+        let engine = Engine::new(backend.clone(), Some(ledger), Arc::new(Quiet), format!("r{run}"));
+        let t = Instant::now();
+        let r = engine.chapter(&w, &w.chapters[0], Mode::Run, false, true).await;
+        ours.push(t.elapsed());
+        assert!(!r.failed(), "{r:#?}");
+        let t = Instant::now();
+        direct(&ec2, run).await;
+        theirs.push(t.elapsed());
+    }
+    let (a, b) = (median(theirs), median(ours));
+    println!("executor: 20 EC2 calls against LocalStack (median of {ROUNDS}, alternating)");
+    println!("  baseline: direct SDK program       {a:>8.1} ms");
+    println!("  labrun engine                      {b:>8.1} ms   ({:+.1}% vs direct; target within 10%)", (b / a - 1.0) * 100.0);
+}
