@@ -6,7 +6,7 @@
 //! Run: `cargo bench --bench executor` (starts its own LocalStack; or set LABRUN_TEST_ENDPOINT)
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, Tag, TagSpecification};
-use labrun_aws::{AwsBackend, Connect, TargetKind};
+use labrun_aws::{AwsBackend, Connect};
 use labrun_exec::{Engine, Ledger, Mode, Quiet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,18 +87,7 @@ async fn main() {
     std::fs::write(dir.path().join("1-bench/lab.yaml"), chapter()).unwrap();
     let w = labrun_lab::load(dir.path()).unwrap().workshop;
 
-    let backend = Arc::new(
-        AwsBackend::connect(Connect {
-            kind: TargetKind::Emulator,
-            endpoint: Some(endpoint.clone()),
-            region: Some("ap-southeast-1".into()),
-            profile: None,
-            account: Some(account.into()),
-            sdk_retries: true,
-        })
-        .await
-        .unwrap(),
-    );
+    let backend = Arc::new(AwsBackend::connect(Connect::emulator(&endpoint, "ap-southeast-1", Some(account))).await.unwrap());
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("ap-southeast-1"))
         .endpoint_url(&endpoint)

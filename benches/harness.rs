@@ -13,16 +13,8 @@ fn first_ec2_answer(endpoint: &str) -> Duration {
     let t = Instant::now();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let b = labrun_aws::AwsBackend::connect(labrun_aws::Connect {
-            kind: labrun_aws::TargetKind::Emulator,
-            endpoint: Some(endpoint.into()),
-            region: Some("ap-southeast-1".into()),
-            profile: None,
-            account: Some("123123123123".into()),
-            sdk_retries: true,
-        })
-        .await
-        .unwrap();
+        let b =
+            labrun_aws::AwsBackend::connect(labrun_aws::Connect::emulator(endpoint, "ap-southeast-1", Some("123123123123"))).await.unwrap();
         let op = labrun_lab::catalog::operation("ec2:DescribeVpcs").unwrap();
         labrun_exec::Backend::call(&b, op, &serde_json::json!({})).await.unwrap();
     });

@@ -188,14 +188,7 @@ async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Res
             {
                 return Err(CliError::Invalid(format!("--emulator-account must be 12 digits, got `{a}`")));
             }
-            let c = Connect {
-                kind: TargetKind::Emulator,
-                endpoint: Some(emu.endpoint.clone()),
-                region: Some(region.unwrap_or_else(|| w.region.clone())),
-                profile: None,
-                account: t.emulator_account.clone(),
-                sdk_retries: true,
-            };
+            let c = Connect::emulator(&emu.endpoint, &region.unwrap_or_else(|| w.region.clone()), t.emulator_account.as_deref());
             let b = AwsBackend::connect(c).await.map_err(|e| CliError::Environment(e.to_string()))?;
             Ok(Arc::new(b))
         }
@@ -413,7 +406,7 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
     let order: Vec<String> = chapters.iter().map(|&i| w.chapters[i].label().to_string()).collect();
     results.sort_by_key(|r| order.iter().position(|o| *o == r.chapter));
     let _ = std::fs::remove_dir_all(&ledger_dir);
-    println!("\n{:<9} {:<6} {:>7}  {}", "chapter", "result", "time", "gaps");
+    println!("\n{:<9} {:<6} {:>7}  gaps", "chapter", "result", "time");
     for r in &results {
         println!("{:<9} {:<6} {:>6.1}s  {}", r.chapter, if r.passed { "pass" } else { "FAIL" }, r.elapsed_ms as f64 / 1000.0, r.gaps.len());
     }

@@ -1,4 +1,4 @@
-use labrun_aws::{AwsBackend, Connect, TargetKind};
+use labrun_aws::{AwsBackend, Connect};
 use labrun_exec::Backend;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -78,16 +78,7 @@ pub fn on_emulator(dir: &Path, account: &str, args: &[&str]) -> Run {
 
 /// A backend in the same account, for calls "behind labrun's back".
 pub async fn direct(account: &str) -> Arc<dyn Backend> {
-    let b = AwsBackend::connect(Connect {
-        kind: TargetKind::Emulator,
-        endpoint: Some(endpoint()),
-        region: Some("ap-southeast-1".into()),
-        profile: None,
-        account: Some(account.into()),
-        sdk_retries: true,
-    })
-    .await
-    .unwrap();
+    let b = AwsBackend::connect(Connect::emulator(&endpoint(), "ap-southeast-1", Some(account))).await.unwrap();
     Arc::new(b)
 }
 

@@ -62,6 +62,7 @@ pub async fn call(c: &aws_sdk_ec2::Client, action: &str, p: &mut Params) -> Resu
             .to_json()
         }
         "TerminateInstances" => send!(c.terminate_instances(), p, {"InstanceIds" => set_instance_ids}).to_json(),
+        "RebootInstances" => send!(c.reboot_instances(), p, {"InstanceIds" => set_instance_ids}).to_json(),
         "DescribeInstances" => send!(c.describe_instances(), p, {"InstanceIds" => set_instance_ids, "Filters" => set_filters}).to_json(),
         "AssociateIamInstanceProfile" => send!(c.associate_iam_instance_profile(), p, {"InstanceId" => set_instance_id, "IamInstanceProfile" => set_iam_instance_profile}).to_json(),
         "DisassociateIamInstanceProfile" => send!(c.disassociate_iam_instance_profile(), p, {"AssociationId" => set_association_id}).to_json(),
@@ -188,6 +189,7 @@ to_json! {
     o::describe_images::DescribeImagesOutput { "Images" => images }
     o::run_instances::RunInstancesOutput { "ReservationId" => reservation_id, "OwnerId" => owner_id, "Instances" => instances }
     o::terminate_instances::TerminateInstancesOutput { "TerminatingInstances" => terminating_instances }
+    o::reboot_instances::RebootInstancesOutput {}
     o::describe_instances::DescribeInstancesOutput { "Reservations" => reservations, "NextToken" => next_token }
     o::associate_iam_instance_profile::AssociateIamInstanceProfileOutput { "IamInstanceProfileAssociation" => iam_instance_profile_association }
     o::disassociate_iam_instance_profile::DisassociateIamInstanceProfileOutput { "IamInstanceProfileAssociation" => iam_instance_profile_association }

@@ -33,6 +33,7 @@ pub async fn call(c: &aws_sdk_iam::Client, action: &str, p: &mut Params) -> Resu
         "CreateAccessKey" => send!(c.create_access_key(), p, {"UserName" => set_user_name}).to_json(),
         "DeleteAccessKey" => send!(c.delete_access_key(), p, {"UserName" => set_user_name, "AccessKeyId" => set_access_key_id}).to_json(),
         "ListAccessKeys" => send!(c.list_access_keys(), p, {"UserName" => set_user_name}).to_json(),
+        "GetAccessKeyLastUsed" => send!(c.get_access_key_last_used(), p, {"AccessKeyId" => set_access_key_id}).to_json(),
         _ => return Err(crate::unbound("iam", action)),
     })
 }
@@ -117,4 +118,6 @@ to_json! {
     o::create_access_key::CreateAccessKeyOutput { "AccessKey" => access_key }
     o::delete_access_key::DeleteAccessKeyOutput {}
     o::list_access_keys::ListAccessKeysOutput { "AccessKeyMetadata" => access_key_metadata }
+    o::get_access_key_last_used::GetAccessKeyLastUsedOutput { "UserName" => user_name, "AccessKeyLastUsed" => access_key_last_used }
+    t::AccessKeyLastUsed { "LastUsedDate" => last_used_date, "ServiceName" => service_name, "Region" => region }
 }

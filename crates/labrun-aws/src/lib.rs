@@ -33,6 +33,20 @@ pub struct Connect {
     pub sdk_retries: bool,
 }
 
+impl Connect {
+    /// An emulator endpoint, in `account` (a 12-digit id, or the default account).
+    pub fn emulator(endpoint: &str, region: &str, account: Option<&str>) -> Self {
+        Connect {
+            kind: TargetKind::Emulator,
+            endpoint: Some(endpoint.to_string()),
+            region: Some(region.to_string()),
+            profile: None,
+            account: account.map(str::to_string),
+            sdk_retries: true,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("no region: pass --region, set AWS_REGION, or set one in the profile")]

@@ -34,6 +34,10 @@ pub async fn call(c: &aws_sdk_s3::Client, action: &str, p: &mut Params) -> Resul
         "PutBucketTagging" => send!(c.put_bucket_tagging(), p, {"Bucket" => set_bucket, "Tagging" => set_tagging}).to_json(),
         "ListObjectsV2" => send!(c.list_objects_v2(), p, {"Bucket" => set_bucket, "Prefix" => set_prefix}).to_json(),
         "GetPublicAccessBlock" => send!(c.get_public_access_block(), p, {"Bucket" => set_bucket}).to_json(),
+        "GetBucketLocation" => send!(c.get_bucket_location(), p, {"Bucket" => set_bucket}).to_json(),
+        "GetBucketOwnershipControls" => send!(c.get_bucket_ownership_controls(), p, {"Bucket" => set_bucket}).to_json(),
+        "GetBucketEncryption" => send!(c.get_bucket_encryption(), p, {"Bucket" => set_bucket}).to_json(),
+        "DeleteObject" => send!(c.delete_object(), p, {"Bucket" => set_bucket, "Key" => set_key}).to_json(),
         _ => return Err(crate::unbound("s3", action)),
     })
 }
@@ -44,7 +48,7 @@ from_json! {
     t::CreateBucketConfiguration { "LocationConstraint" => set_location_constraint }
 }
 
-enum_json! { t::BucketLocationConstraint }
+enum_json! { t::BucketLocationConstraint, t::ObjectOwnership, t::ServerSideEncryption }
 
 to_json! {
     t::Tag { "Key" => key, "Value" => value }
@@ -60,4 +64,13 @@ to_json! {
     o::put_bucket_tagging::PutBucketTaggingOutput {}
     o::list_objects_v2::ListObjectsV2Output { "Name" => name, "Prefix" => prefix, "KeyCount" => key_count, "Contents" => contents }
     o::get_public_access_block::GetPublicAccessBlockOutput { "PublicAccessBlockConfiguration" => public_access_block_configuration }
+    o::get_bucket_location::GetBucketLocationOutput { "LocationConstraint" => location_constraint }
+    o::get_bucket_ownership_controls::GetBucketOwnershipControlsOutput { "OwnershipControls" => ownership_controls }
+    t::OwnershipControls { "Rules" => rules }
+    t::OwnershipControlsRule { "ObjectOwnership" => object_ownership }
+    o::get_bucket_encryption::GetBucketEncryptionOutput { "ServerSideEncryptionConfiguration" => server_side_encryption_configuration }
+    t::ServerSideEncryptionConfiguration { "Rules" => rules }
+    t::ServerSideEncryptionRule { "ApplyServerSideEncryptionByDefault" => apply_server_side_encryption_by_default, "BucketKeyEnabled" => bucket_key_enabled }
+    t::ServerSideEncryptionByDefault { "SSEAlgorithm" => sse_algorithm, "KMSMasterKeyID" => kms_master_key_id }
+    o::delete_object::DeleteObjectOutput { "DeleteMarker" => delete_marker, "VersionId" => version_id }
 }

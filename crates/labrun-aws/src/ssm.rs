@@ -15,6 +15,7 @@ pub async fn call(c: &aws_sdk_ssm::Client, action: &str, p: &mut Params) -> Resu
         "UpdateDocument" => send!(c.update_document(), p, {"Name" => set_name, "Content" => set_content, "DocumentVersion" => set_document_version,
                                                           "DocumentFormat" => set_document_format}).to_json(),
         "DeleteDocument" => send!(c.delete_document(), p, {"Name" => set_name}).to_json(),
+        "UpdateDocumentDefaultVersion" => send!(c.update_document_default_version(), p, {"Name" => set_name, "DocumentVersion" => set_document_version}).to_json(),
         "GetDocument" => send!(c.get_document(), p, {"Name" => set_name, "DocumentVersion" => set_document_version, "DocumentFormat" => set_document_format}).to_json(),
         "ListDocuments" => send!(c.list_documents(), p, {"Filters" => set_filters}).to_json(),
         "DescribeInstanceInformation" => send!(c.describe_instance_information(), p, {"Filters" => set_filters}).to_json(),
@@ -61,6 +62,8 @@ to_json! {
     o::create_document::CreateDocumentOutput { "DocumentDescription" => document_description }
     o::update_document::UpdateDocumentOutput { "DocumentDescription" => document_description }
     o::delete_document::DeleteDocumentOutput {}
+    o::update_document_default_version::UpdateDocumentDefaultVersionOutput { "Description" => description }
+    t::DocumentDefaultVersionDescription { "Name" => name, "DefaultVersion" => default_version, "DefaultVersionName" => default_version_name }
     o::get_document::GetDocumentOutput { "Name" => name, "DocumentType" => document_type, "DocumentFormat" => document_format,
                                          "DocumentVersion" => document_version, "Status" => status, "Content" => content }
     o::list_documents::ListDocumentsOutput { "DocumentIdentifiers" => document_identifiers }

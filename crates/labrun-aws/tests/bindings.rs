@@ -3,7 +3,7 @@
 //! binding reads every parameter it knows before sending, so what it read can be compared with
 //! what the catalog declares, and the call itself fails fast.
 
-use labrun_aws::{AwsBackend, Connect, ErrorKind, TargetKind};
+use labrun_aws::{AwsBackend, Connect, ErrorKind};
 use labrun_lab::catalog::{OPERATIONS, Param, Ty};
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
@@ -31,12 +31,8 @@ async fn every_catalog_operation_has_a_binding_that_reads_exactly_its_parameters
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let backend = AwsBackend::connect(Connect {
-        kind: TargetKind::Emulator,
-        endpoint: Some(format!("http://127.0.0.1:{port}")),
-        region: Some("ap-southeast-1".into()),
-        profile: None,
-        account: None,
         sdk_retries: false,
+        ..Connect::emulator(&format!("http://127.0.0.1:{port}"), "ap-southeast-1", None)
     })
     .await
     .unwrap();
@@ -64,16 +60,8 @@ async fn every_catalog_operation_has_a_binding_that_reads_exactly_its_parameters
 
 #[tokio::test]
 async fn a_parameter_the_binding_does_not_know_is_refused_before_sending() {
-    let backend = AwsBackend::connect(Connect {
-        kind: TargetKind::Emulator,
-        endpoint: Some("http://127.0.0.1:9".into()),
-        region: Some("us-east-1".into()),
-        profile: None,
-        account: None,
-        sdk_retries: false,
-    })
-    .await
-    .unwrap();
+    let backend =
+        AwsBackend::connect(Connect { sdk_retries: false, ..Connect::emulator("http://127.0.0.1:9", "us-east-1", None) }).await.unwrap();
     let op = labrun_lab::catalog::operation("ec2:DescribeVpcs").unwrap();
     let (result, _) = backend.call_traced(op, &json!({"VpcIdz": ["vpc-1"]})).await;
     let err = result.unwrap_err();

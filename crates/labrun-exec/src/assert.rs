@@ -47,7 +47,7 @@ pub fn matches(matcher: &Matcher, actual: &Value) -> bool {
         Matcher::Matches(re) => actual.as_str().is_some_and(|s| regex_lite::Regex::new(re).is_ok_and(|r| r.is_match(s))),
         Matcher::Length(n) => length(actual) == Some(*n as usize),
         Matcher::AllEqual(v) => actual.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|x| loosely_equal(x, v))),
-        Matcher::Exists(want) => !actual.is_null() == *want,
+        Matcher::Exists(want) => actual.is_null() != *want,
         Matcher::AnyOf(options) => options.iter().any(|o| loosely_equal(actual, o)),
         Matcher::GreaterThan(n) => actual.as_f64().or_else(|| length(actual).map(|l| l as f64)).is_some_and(|a| a > *n),
     }

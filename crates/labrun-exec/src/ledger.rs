@@ -31,6 +31,7 @@ pub struct Entry {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // a line is built, written and dropped; boxing buys nothing
 enum Line {
     Entry(Entry),
     Undone { undone: u64 },
@@ -106,7 +107,7 @@ impl Ledger {
             .filter_map(|l| if let Line::Entry(e) = l { Some(e) } else { None })
             .filter(|e| !undone.contains(&e.seq))
             .collect();
-        entries.sort_by(|a, b| b.seq.cmp(&a.seq));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.seq));
         Ok(entries)
     }
 }

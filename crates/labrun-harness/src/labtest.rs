@@ -4,7 +4,7 @@
 //! checks must fail again → inventory must equal the first.
 
 use crate::inventory;
-use labrun_aws::{AwsBackend, Connect, TargetKind};
+use labrun_aws::{AwsBackend, Connect};
 use labrun_exec::{Engine, Ledger, Mode, Observer, Status};
 use labrun_lab::model::Workshop;
 use serde::Serialize;
@@ -55,14 +55,7 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
         elapsed_ms: 0,
         location: chapter.steps.first().map(|s| s.location.to_string()).unwrap_or_default(),
     };
-    let connect = Connect {
-        kind: TargetKind::Emulator,
-        endpoint: Some(opts.endpoint.clone()),
-        region: Some(opts.region.clone()),
-        profile: None,
-        account: Some(account.clone()),
-        sdk_retries: true,
-    };
+    let connect = Connect::emulator(&opts.endpoint, &opts.region, Some(&account));
     let backend: Arc<dyn labrun_exec::Backend> = match AwsBackend::connect(connect).await {
         Ok(b) => Arc::new(b),
         Err(e) => {

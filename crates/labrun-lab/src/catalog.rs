@@ -302,6 +302,7 @@ pub static OPERATIONS: &[Operation] = &[
         undo("ec2:TerminateInstances", "{InstanceIds: response.Instances[].InstanceId}"),
     ),
     write("ec2:TerminateInstances", &[req("InstanceIds", STRS)], NONE, Undo::None),
+    write("ec2:RebootInstances", &[req("InstanceIds", STRS)], NONE, Undo::None),
     read("ec2:DescribeInstances", &[p("InstanceIds", STRS), p("Filters", FILTERS)]),
     write(
         "ec2:AssociateIamInstanceProfile",
@@ -407,6 +408,7 @@ pub static OPERATIONS: &[Operation] = &[
     },
     write("iam:DeleteAccessKey", &[req("UserName", Ty::Str), req("AccessKeyId", Ty::Str)], NONE, Undo::None),
     read("iam:ListAccessKeys", &[p("UserName", Ty::Str)]),
+    read("iam:GetAccessKeyLastUsed", &[req("AccessKeyId", Ty::Str)]),
     // ---- S3
     write(
         "s3:CreateBucket",
@@ -421,6 +423,10 @@ pub static OPERATIONS: &[Operation] = &[
     write("s3:PutBucketTagging", &[req("Bucket", Ty::Str), req("Tagging", Ty::Struct(&[req("TagSet", TAGS)]))], NONE, Undo::None),
     read("s3:ListObjectsV2", &[req("Bucket", Ty::Str), p("Prefix", Ty::Str)]),
     read("s3:GetPublicAccessBlock", &[req("Bucket", Ty::Str)]),
+    read("s3:GetBucketLocation", &[req("Bucket", Ty::Str)]),
+    read("s3:GetBucketOwnershipControls", &[req("Bucket", Ty::Str)]),
+    read("s3:GetBucketEncryption", &[req("Bucket", Ty::Str)]),
+    write("s3:DeleteObject", &[req("Bucket", Ty::Str), req("Key", Ty::Str)], NONE, Undo::None),
     // ---- SSM
     read("ssm:GetParameter", &[req("Name", Ty::Str), p("WithDecryption", Ty::Bool)]),
     write(
@@ -446,6 +452,7 @@ pub static OPERATIONS: &[Operation] = &[
         NONE,
         Undo::None,
     ),
+    write("ssm:UpdateDocumentDefaultVersion", &[req("Name", Ty::Str), req("DocumentVersion", Ty::Str)], NONE, Undo::None),
     write("ssm:DeleteDocument", &[req("Name", Ty::Str)], NONE, Undo::None),
     read(
         "ssm:GetDocument",

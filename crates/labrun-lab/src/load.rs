@@ -240,7 +240,9 @@ fn load_dir(dir: &Path, parent: Option<usize>, depth: usize, w: &mut Workshop, d
         .collect();
     subdirs.sort();
     // Each child subtree is loaded into its own list, then the lists are ordered and appended.
-    let mut children: Vec<((i64, Vec<u32>), Vec<Chapter>)> = Vec::new();
+    // (sort key: weight, then number parts) → the child's subtree.
+    type Subtree = ((i64, Vec<u32>), Vec<Chapter>);
+    let mut children: Vec<Subtree> = Vec::new();
     for sub in subdirs {
         let mut scratch = Workshop { chapters: Vec::new(), ..w.clone_settings() };
         load_dir(&sub, None, depth, &mut scratch, diags)?;

@@ -173,10 +173,10 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
         }
         None => Value::Object(Default::default()),
     };
-    if let (Some(op), false) = (op, node.get("with").is_some_and(|w| matches!(w.kind, Kind::Map(_)))) {
-        if let Some(p) = op.params.iter().find(|p| p.required) {
-            sink.error("labrun::missing-parameter", node.span, format!("`{}` needs parameter `{}`", op.name, p.name), "in this step");
-        }
+    if let (Some(op), false) = (op, node.get("with").is_some_and(|w| matches!(w.kind, Kind::Map(_))))
+        && let Some(p) = op.params.iter().find(|p| p.required)
+    {
+        sink.error("labrun::missing-parameter", node.span, format!("`{}` needs parameter `{}`", op.name, p.name), "in this step");
     }
     let outputs = node.get("outputs").map(|n| read_outputs(n, sink)).unwrap_or_default();
     let expect = node.get("expect").map(|n| read_assertions(n, sink)).unwrap_or_default();
@@ -374,10 +374,10 @@ fn read_outputs(node: &Node, sink: &mut Sink<'_>) -> Vec<(String, String)> {
             sink.error("labrun::bad-id", k.span, format!("output name `{name}` may only use letters, digits and `_`"), "invalid name");
             continue;
         }
-        if let Some(expr) = sink.expect_str(v, "an output") {
-            if sink.jmespath(v, expr) {
-                out.push((name, expr.to_string()));
-            }
+        if let Some(expr) = sink.expect_str(v, "an output")
+            && sink.jmespath(v, expr)
+        {
+            out.push((name, expr.to_string()));
         }
     }
     out

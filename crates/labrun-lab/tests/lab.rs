@@ -347,3 +347,57 @@ fn every_chapter_of_the_workshop_validates() {
     let gaps = w.chapters.iter().flat_map(|c| &c.steps).filter(|s| s.needs_real_aws()).count();
     assert!(gaps >= 5, "{gaps}");
 }
+
+/// A deterministic mutation fuzzer: real chapter pages with bytes deleted, duplicated,
+/// swapped or replaced by YAML/Markdown/template punctuation must load without panicking.
+#[test]
+fn mutated_chapter_pages_never_panic() {
+    let labs = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../labs"));
+    let seeds = [
+        "3-Accessibilitytoinstances/3.2-Private-instance/3.2.1-enablevpcdns/_index.md",
+        "2-Prerequiste/2.1-createec2/2.1.4-createsecgroup/_index.md",
+        "6-cleanup/_index.md",
+        "workshop.yaml",
+    ];
+    const NOISE: &[u8] = b"{}[]:,-'\"`|>&*!%#@?\n\t {{}}{%ml\xc3\xa1\xe1\xba\xa1";
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for seed in seeds {
+        let original = std::fs::read(labs.join(seed)).unwrap();
+        for _ in 0..150 {
+            let mut bytes = original.clone();
+            for _ in 0..(1 + next() % 6) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = (next() as usize) % bytes.len();
+                match next() % 4 {
+                    0 => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, NOISE[(next() as usize) % NOISE.len()]),
+                    2 => {
+                        let end = (at + 1 + (next() as usize) % 40).min(bytes.len());
+                        let chunk = bytes[at..end].to_vec();
+                        bytes.splice(at..at, chunk);
+                    }
+                    _ => bytes[at] = NOISE[(next() as usize) % NOISE.len()],
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let target = if seed.ends_with(".yaml") { dir.path().join("workshop.yaml") } else { dir.path().join("1-x/_index.md") };
+            std::fs::create_dir_all(dir.path().join("1-x")).unwrap();
+            std::fs::write(&target, &text).unwrap();
+            let loaded = labrun_lab::load(dir.path()).unwrap();
+            // Rendering walks every span: it must not panic either.
+            let _ = render_plain(&loaded.diagnostics);
+            let _ = std::fs::remove_file(&target);
+        }
+    }
+}
