@@ -169,3 +169,115 @@ fn chapters_tested_in_parallel_do_not_see_each_other() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("test: 3 passed, 0 failed"), "{}", r.stdout);
 }
+
+#[test]
+fn the_test_emulator_comes_from_a_container_or_says_why_not() {
+    let e = labrun_harness::emulator::for_tests();
+    if std::env::var_os("LABRUN_TEST_ENDPOINT").is_some() {
+        return;
+    }
+    match e.source {
+        labrun_harness::Source::Container => assert!(e.container.is_some()),
+        labrun_harness::Source::Host => {
+            let log = labrun_harness::emulator::for_tests_log().join("\n");
+            assert!(log.contains("no container: ") && log.contains("running LocalStack on the host instead"), "{log}");
+            assert!(e.pid.is_some() && e.root.is_some());
+        }
+        labrun_harness::Source::External => panic!("the test emulator is never an external one without LABRUN_TEST_ENDPOINT"),
+    }
+}
+
+#[test]
+fn emulator_up_status_and_down_manage_only_their_own_process() {
+    // Share the installed LocalStack with the tests, but keep this managed emulator's state apart.
+    let installed = labrun_harness::emulator::for_tests().root.clone();
+    let cache = tempfile::tempdir().unwrap();
+    let real = labrun_harness::default_cache_dir().join(format!("localstack-{}", labrun_harness::emulator::LOCALSTACK_VERSION));
+    if installed.is_none() && !real.exists() {
+        return; // an external test endpoint and nothing installed here: nothing to manage
+    }
+    std::os::unix::fs::symlink(&real, cache.path().join(format!("localstack-{}", labrun_harness::emulator::LOCALSTACK_VERSION))).unwrap();
+    let emulator = |args: &[&str]| {
+        let mut c = labrun();
+        c.env("LABRUN_CACHE_DIR", cache.path()).arg("emulator").args(args);
+        run(&mut c)
+    };
+    let r = emulator(&["status"]);
+    if !r.stdout.contains("answering on the default port") {
+        assert_eq!(r.code, 3, "{}", r.all());
+        assert!(r.stdout.contains("no emulator is running"), "{}", r.stdout);
+    }
+    let r = emulator(&["up"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let pid: u32 = r.stdout.lines().find_map(|l| l.strip_prefix("pid:")).unwrap().trim().parse().unwrap();
+    assert!(r.stdout.contains("source:   host") && r.stdout.contains("version:  4.13.1"), "{}", r.stdout);
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let again = emulator(&["up"]);
+    assert!(again.stdout.contains(&format!("pid:      {pid}")), "up reuses the running one: {}", again.stdout);
+    let r = emulator(&["down"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains(&format!("(pid {pid})")), "{}", r.stdout);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
+    );
+    let r = emulator(&["down"]);
+    assert!(r.stdout.contains("no managed emulator is running"), "{}", r.stdout);
+    // The tests' own emulator is untouched.
+    assert!(labrun_harness::emulator::healthy(&endpoint()).is_some());
+}
+
+#[test]
+fn ctrl_c_stops_at_a_safe_point_and_says_how_to_clean_up() {
+    let dir = fixture(&[(
+        "1-slow",
+        &format!(
+            "- id: make\n{CREATE}- id: never\n  call: ec2:DescribeVpcs\n  until: {{ \"length(Vpcs)\": 42 }}\n  timeout: 2m\n  interval: 200ms\n"
+        ),
+    )]);
+    let acct = account();
+    let child = labrun()
+        .current_dir(dir.path())
+        .args(["run", ".", "--plain", "--endpoint", &endpoint(), "--emulator-account", &acct])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the create is in the ledger, then interrupt as a terminal would.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let recorded = std::fs::read_dir(dir.path().join(".labrun"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .is_some_and(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.lines().count() >= 1));
+        if recorded {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("stopping after the current step"), "{stderr}");
+    assert!(stderr.contains("interrupted; what was created is in the ledger: `labrun down .` removes it"), "{stderr}");
+    let r = on_emulator(dir.path(), &acct, &["down", "."]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("ec2:DeleteVpc"), "{}", r.stdout);
+}
+
+#[test]
+fn shards_split_the_chapters() {
+    let ok = format!("- id: make\n{CREATE}{FIND_ONE}");
+    let dir = fixture(&[("1-one", &ok), ("2-two", &ok), ("3-three", &ok)]);
+    for (shard, count) in [("1/2", 2), ("2/2", 1)] {
+        let mut c = labrun();
+        c.current_dir(dir.path()).args(["test", ".", "--shard", shard, "--endpoint", &endpoint()]);
+        let r = run(&mut c);
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(r.stdout.contains(&format!("testing {count} chapter(s)")), "{shard}: {}", r.stdout);
+    }
+}

@@ -418,7 +418,10 @@ impl Engine {
                 }
                 break;
             }
-            if Instant::now() + interval > deadline || self.cancelled() {
+            if self.cancelled() {
+                return Err("interrupted while waiting".into());
+            }
+            if Instant::now() + interval > deadline {
                 let waited = step.timeout.unwrap_or(self.pacing.default_timeout);
                 return Err(format!(
                     "timed out after {} waiting for: {}",

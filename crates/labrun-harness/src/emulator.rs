@@ -115,7 +115,9 @@ pub fn resolve(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
 
 /// Starts the managed emulator (or returns the one already running).
 pub fn up(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
-    if let Some(e) = status(&opts.cache_dir, opts.instance) {
+    if opts.watch_pid.is_none()
+        && let Some(e) = status(&opts.cache_dir, opts.instance)
+    {
         return Ok(e);
     }
     std::fs::create_dir_all(&opts.cache_dir)?;
@@ -137,25 +139,38 @@ pub fn up(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
     Ok(emu)
 }
 
-/// One emulator per test binary: `LABRUN_TEST_ENDPOINT` if set, else a LocalStack of its own
-/// that stops (and removes its files) when the test process exits. Panics when none can be
-/// had: emulator tests fail, never skip.
+static TEST_LOG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// What starting the test emulator reported (e.g. why no container was used).
+pub fn for_tests_log() -> Vec<String> {
+    TEST_LOG.lock().map(|l| l.clone()).unwrap_or_default()
+}
+
+/// One emulator per test binary: `LABRUN_TEST_ENDPOINT` if set, else one of its own, found the
+/// way `labrun` finds one (a container when Docker answers, else LocalStack on the host), that
+/// stops (and removes its files) when the test process exits. Panics when none can be had:
+/// emulator tests fail, never skip.
 pub fn for_tests() -> &'static Emulator {
     static EMULATOR: std::sync::OnceLock<Result<Emulator, String>> = std::sync::OnceLock::new();
     let result = EMULATOR.get_or_init(|| {
         if let Ok(endpoint) = std::env::var("LABRUN_TEST_ENDPOINT") {
             return Ok(Emulator { source: Source::External, endpoint, version: None, pid: None, container: None, root: None });
         }
-        let progress = |m: &str| eprintln!("test emulator: {m}");
+        let progress = |m: &str| {
+            eprintln!("test emulator: {m}");
+            if let Ok(mut l) = TEST_LOG.lock() {
+                l.push(m.to_string());
+            }
+        };
         let opts = Options {
             endpoint: None,
             cache_dir: default_cache_dir(),
-            allow_container: false,
+            allow_container: true,
             progress: &progress,
             watch_pid: Some(std::process::id()),
             instance: "test",
         };
-        start_host(&opts).map_err(|e| e.to_string())
+        up(&opts).map_err(|e| e.to_string())
     });
     match result {
         Ok(e) => e,
@@ -272,6 +287,16 @@ fn start_container(opts: &Options<'_>) -> Result<Emulator, String> {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if let Some(watch) = opts.watch_pid {
+        // A test binary's container goes when the binary does.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("while kill -0 {watch} 2>/dev/null; do sleep 1; done; docker rm -f {id} >/dev/null 2>&1"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
     let endpoint = format!("http://127.0.0.1:{port}");
     wait_healthy(&endpoint, Duration::from_secs(120), || true).map_err(|e| e.to_string())?;
     Ok(Emulator {
