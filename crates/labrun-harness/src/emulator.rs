@@ -359,7 +359,7 @@ fn ensure_venv_with(cache: &Path, py: &str, progress: &(dyn Fn(&str) + Sync)) ->
     if let Some(out) = child.stdout.take() {
         for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
             if let Some(pkg) = line.strip_prefix("Collecting ") {
-                progress(&format!("pip: {pkg}"));
+                progress(&format!("pip: {}", pkg.split(" (from").next().unwrap_or(pkg)));
             }
         }
     }
