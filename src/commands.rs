@@ -51,8 +51,7 @@ fn load(path: &Path, format: DiagFormat) -> Result<Selection, CliError> {
         )),
         other => CliError::Invalid(other.to_string()),
     })?;
-    // Only diagnostics from the selected chapters' files (and workshop.yaml) matter here; a
-    // workshop-wide `validate` selects everything anyway.
+    // The whole workshop is validated, not only the selection: prerequisites may run too.
     print_diagnostics(&sel.loaded.diagnostics, format);
     let errors = sel.loaded.diagnostics.iter().filter(|d| d.is_error()).count();
     if errors > 0 {
@@ -271,6 +270,23 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
         }
     });
     let path = t.path.path.display().to_string();
+    // A teardown chapter (chapter 6) runs or is checked only when it is what was addressed:
+    // building a whole workshop should not end by deleting it.
+    let mut selection = sel.chapters.clone();
+    if !matches!(mode, Mode::Down) && selection.len() > 1 {
+        selection.retain(|&i| {
+            let c = &w.chapters[i];
+            if c.teardown {
+                ui.line(&format!(
+                    "── {} {} · left out: a teardown, run it with `labrun {}`",
+                    c.label(),
+                    c.title.trim(),
+                    teardown_path(&t.path.path, c)
+                ));
+            }
+            !c.teardown
+        });
+    }
     match mode {
         Mode::Down => {
             // The whole workshop selected: undo everything it recorded, whatever chapter.
@@ -296,13 +312,21 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
             Ok(())
         }
         Mode::Run { force } => {
-            let r = engine.run(w, &sel.chapters, force).await;
+            let r = engine.run(w, &selection, force).await;
             finish(&ui, &r, &reports, &target, "run", &path)
         }
         Mode::Check => {
-            let r = engine.check(w, &sel.chapters).await;
+            let r = engine.check(w, &selection).await;
             finish(&ui, &r, &reports, &target, "check", &path)
         }
+    }
+}
+
+/// `labs/6` for a chapter numbered 6 under the addressed folder.
+fn teardown_path(addressed: &Path, c: &labrun_lab::Chapter) -> String {
+    match &c.number {
+        Some(n) => addressed.join(n).display().to_string(),
+        None => c.dir.display().to_string(),
     }
 }
 

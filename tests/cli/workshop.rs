@@ -237,3 +237,17 @@ fn labrun_test_passes_every_chapter_of_the_workshop() {
     let junit = std::fs::read_to_string(labs.path().join("junit.xml")).unwrap();
     assert_eq!(junit.matches("<testcase ").count(), 19, "{junit}");
 }
+
+#[test]
+fn a_whole_workshop_check_leaves_the_teardown_chapter_out() {
+    let labs = labs_copy();
+    let acct = account();
+    let r = on_emulator(labs.path(), &acct, &["check", "labs/"]);
+    assert_eq!(r.code, 1, "nothing is built: {}", r.all());
+    assert!(r.stdout.contains("── 6 Clean up resources · left out: a teardown, run it with `labrun labs/6`"), "{}", r.stdout);
+    assert!(!r.stdout.contains("── 6 Clean up resources · checking"), "{}", r.stdout);
+    // Addressed directly, it is checked: on an empty account everything is already gone.
+    let r = on_emulator(labs.path(), &acct, &["check", "labs/6"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("✔ pass  vpc-gone"), "{}", r.stdout);
+}

@@ -516,7 +516,8 @@ impl Engine {
         ctx: &Context,
     ) -> Result<(), String> {
         let (undo_call, undo_params) = match (&step.cleanup, step.op.undo) {
-            (Cleanup::None, _) | (_, Undo::None) if !matches!(step.cleanup, Cleanup::Call { .. }) => return Ok(()),
+            // An explicit cleanup call wins; otherwise the catalog's undo, unless there is none.
+            (Cleanup::None, _) => return Ok(()),
             (Cleanup::Call { call, with }, _) => {
                 let mut c = ctx.clone();
                 c.steps.insert(step.id.clone(), json!({"request": request, "response": response}));
@@ -528,7 +529,7 @@ impl Engine {
                 op.to_string(),
                 assert::search(params, &json!({"request": request, "response": response, "before": before.cloned().unwrap_or_default()}))?,
             ),
-            _ => return Ok(()),
+            (Cleanup::Auto | Cleanup::Restore, Undo::None) => return Ok(()),
         };
         let undo_params = strip_nulls(undo_params);
         let Some(ledger) = &self.ledger else { return Ok(()) };

@@ -482,8 +482,11 @@ fn drift(en: &[Step], vi: &[Step]) -> Option<String> {
 }
 
 fn check_prerequisites(w: &mut Workshop, diags: &mut Vec<Diagnostic>) {
+    // Where each chapter's `requires` was written, for the cycle diagnostic below.
+    let mut written: Vec<Option<(Span, Arc<SourceFile>)>> = vec![None; w.chapters.len()];
     for ci in 0..w.chapters.len() {
         for (number, span, source) in std::mem::take(&mut w.chapters[ci].requires_src) {
+            written[ci].get_or_insert_with(|| (span, source.clone()));
             if w.chapters.iter().any(|c| c.number.as_deref() == Some(number.as_str())) {
                 if !w.chapters[ci].requires.contains(&number) {
                     w.chapters[ci].requires.push(number);
@@ -514,15 +517,12 @@ fn check_prerequisites(w: &mut Workshop, diags: &mut Vec<Diagnostic>) {
                 continue;
             }
             let path = [&cycle[..], &cycle[..1]].concat().join(" → ");
-            let src_file = c.dir.join(EN_PAGE);
-            let text = std::fs::read_to_string(&src_file).unwrap_or_default();
-            let source = SourceFile::new(display_path(&src_file), text.clone());
-            let at = text.find("requires").unwrap_or(0);
-            diags.push(
-                Diagnostic::error("labrun::prerequisite-cycle", format!("chapters require each other in a cycle: {path}"))
-                    .at(&source, Span::new(at, at + 8), "requires")
-                    .with_help("remove one of the `requires` entries"),
-            );
+            let mut d = Diagnostic::error("labrun::prerequisite-cycle", format!("chapters require each other in a cycle: {path}"))
+                .with_help("remove one of the `requires` entries");
+            if let Some((span, source)) = &written[start] {
+                d = d.at(source, *span, "required here");
+            }
+            diags.push(d);
         }
     }
 }
