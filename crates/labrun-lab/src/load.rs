@@ -484,9 +484,9 @@ fn drift(en: &[Step], vi: &[Step]) -> Option<String> {
 fn check_prerequisites(w: &mut Workshop, diags: &mut Vec<Diagnostic>) {
     // Where each chapter's `requires` was written, for the cycle diagnostic below.
     let mut written: Vec<Option<(Span, Arc<SourceFile>)>> = vec![None; w.chapters.len()];
-    for ci in 0..w.chapters.len() {
+    for (ci, first) in written.iter_mut().enumerate() {
         for (number, span, source) in std::mem::take(&mut w.chapters[ci].requires_src) {
-            written[ci].get_or_insert_with(|| (span, source.clone()));
+            first.get_or_insert_with(|| (span, source.clone()));
             if w.chapters.iter().any(|c| c.number.as_deref() == Some(number.as_str())) {
                 if !w.chapters[ci].requires.contains(&number) {
                     w.chapters[ci].requires.push(number);
@@ -506,7 +506,7 @@ fn check_prerequisites(w: &mut Workshop, diags: &mut Vec<Diagnostic>) {
         }
     }
     // Cycles: follow `requires` (and the implied "a sub-chapter needs what its parent needs").
-    for start in 0..w.chapters.len() {
+    for (start, first) in written.iter().enumerate() {
         if let Some(cycle) = find_cycle(w, start) {
             let c = &w.chapters[start];
             if cycle.first().map(String::as_str) != c.number.as_deref() {
@@ -519,7 +519,7 @@ fn check_prerequisites(w: &mut Workshop, diags: &mut Vec<Diagnostic>) {
             let path = [&cycle[..], &cycle[..1]].concat().join(" → ");
             let mut d = Diagnostic::error("labrun::prerequisite-cycle", format!("chapters require each other in a cycle: {path}"))
                 .with_help("remove one of the `requires` entries");
-            if let Some((span, source)) = &written[start] {
+            if let Some((span, source)) = first {
                 d = d.at(source, *span, "required here");
             }
             diags.push(d);
