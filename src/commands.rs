@@ -255,9 +255,12 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
         None => "AWS".to_string(),
     };
     ui.line(&format!("labrun · {} · {where_} · account {} · {}", w.id, target.account, target.region));
-    let ledger_dir = w.root.join(".labrun");
-    let ledger = Ledger::open(&ledger_dir, &target.ledger_key()).map_err(|e| CliError::Environment(e.to_string()))?;
-    let mut engine = Engine::new(backend, Some(Arc::new(ledger)), ui.clone(), run_id());
+    // `check` changes nothing, so it leaves no ledger behind either.
+    let ledger = match mode {
+        Mode::Check => None,
+        _ => Some(Arc::new(Ledger::open(&w.root.join(".labrun"), &target.ledger_key()).map_err(|e| CliError::Environment(e.to_string()))?)),
+    };
+    let mut engine = Engine::new(backend, ledger, ui.clone(), run_id());
     engine.var_overrides = vars;
     let cancel = engine.cancel.clone();
     tokio::spawn(async move {

@@ -15,6 +15,7 @@ async fn run_check_and_down_of_a_chapter() {
 
     let r = on_emulator(labs.path(), &acct, &["check", "labs/3.2.1"]);
     assert_eq!(r.code, 1, "nothing is built yet: {}", r.all());
+    assert!(!labs.path().join("labs/.labrun").exists(), "check writes no ledger");
     let r = on_emulator(labs.path(), &acct, &["run", "labs/3.2.1", "--report", "junit", "run.xml", "--report", "json", "run.json"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("── 2.1.1 Create VPC · building prerequisite"), "{}", r.stdout);
