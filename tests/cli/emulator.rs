@@ -282,3 +282,29 @@ fn shards_split_the_chapters() {
         assert!(r.stdout.contains(&format!("testing {count} chapter(s)")), "{shard}: {}", r.stdout);
     }
 }
+
+#[test]
+fn terminating_a_watched_emulator_stops_localstack_too() {
+    if std::env::var_os("LABRUN_TEST_ENDPOINT").is_some() {
+        return;
+    }
+    let _installed = labrun_harness::emulator::for_tests();
+    let quiet = |_: &str| {};
+    let opts = labrun_harness::Options {
+        endpoint: None,
+        cache_dir: labrun_harness::default_cache_dir(),
+        allow_container: false,
+        progress: &quiet,
+        watch_pid: Some(std::process::id()),
+        instance: "watch-test",
+    };
+    let e = labrun_harness::emulator::up(&opts).unwrap();
+    assert!(labrun_harness::emulator::healthy(&e.endpoint).is_some());
+    let pid = e.pid.unwrap().to_string();
+    assert!(std::process::Command::new("kill").arg(&pid).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while labrun_harness::emulator::healthy(&e.endpoint).is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(labrun_harness::emulator::healthy(&e.endpoint).is_none(), "LocalStack outlived its watcher");
+}

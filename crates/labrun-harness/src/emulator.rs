@@ -385,10 +385,12 @@ fn start_host(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
     // `timeout` bounds the emulator's life; with a watched pid, a shell loop stops it when the
     // watcher (a test binary) exits.
     let script = match opts.watch_pid {
+        // A TERM to the watcher (its pid is the one recorded) stops the emulator as well.
         Some(watch) => format!(
             "timeout {MAX_LIFETIME_SECS} \"$0\" -m localstack.runtime.main & child=$!; \
-             while kill -0 {watch} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; kill $child 2>/dev/null; wait $child; \
-             rm -rf '{}'",
+             trap 'kill $child 2>/dev/null' TERM INT; \
+             while kill -0 {watch} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1 & wait $!; done; \
+             kill $child 2>/dev/null; wait $child; rm -rf '{}'",
             root.display()
         ),
         None => format!("exec timeout {MAX_LIFETIME_SECS} \"$0\" -m localstack.runtime.main"),
