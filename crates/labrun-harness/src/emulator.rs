@@ -190,7 +190,7 @@ pub fn down(cache: &Path, instance: &str) -> Result<Option<Emulator>, HarnessErr
         stop_pid(pid);
     }
     if let Some(id) = &emu.container {
-        let _ = Command::new("docker").args(["rm", "-f", id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        remove_container(id).map_err(|e| HarnessError::Start(format!("could not remove container {id}: {e}")))?;
     }
     if let Some(root) = &emu.root {
         let _ = std::fs::remove_dir_all(root);
@@ -263,30 +263,52 @@ fn free_port() -> Result<u16, HarnessError> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn docker_answers() -> Result<(), String> {
-    let out =
-        Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).stdout(Stdio::piped()).stderr(Stdio::piped()).output();
-    match out {
-        Err(_) => Err("no docker command".into()),
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!("no Docker engine answers ({})", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").trim())),
-    }
+/// Runs async Docker work on a runtime and thread of its own, so the harness's sync API can be
+/// called from inside or outside a tokio runtime.
+fn on_docker_runtime<T: Send + 'static>(work: impl std::future::Future<Output = Result<T, String>> + Send + 'static) -> Result<T, String> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        rt.block_on(work)
+    })
+    .join()
+    .map_err(|_| "the Docker client panicked".to_string())?
 }
 
+/// A LocalStack container through testcontainers: pinned tag, bound to loopback, ready when it
+/// logs "Ready.". It is marked reusable so it outlives this process; labrun records its id and
+/// removes it on `down` (or, for a test binary, when the binary exits).
 fn start_container(opts: &Options<'_>) -> Result<Emulator, String> {
-    docker_answers()?;
+    use testcontainers::core::{IntoContainerPort, WaitFor};
+    use testcontainers::runners::AsyncRunner;
+    use testcontainers::{GenericImage, ImageExt, ReuseDirective};
     let port = free_port().map_err(|e| e.to_string())?;
-    (opts.progress)(&format!("starting {LOCALSTACK_IMAGE} in Docker on 127.0.0.1:{port}"));
-    let mut cmd = Command::new("docker");
-    cmd.args(["run", "-d", "--rm", "-p", &format!("127.0.0.1:{port}:4566"), "-e", &format!("SERVICES={SERVICES}")]);
-    if std::env::var_os("LOCALSTACK_AUTH_TOKEN").is_some() {
-        cmd.args(["-e", "LOCALSTACK_AUTH_TOKEN"]);
-    }
-    let out = cmd.arg(LOCALSTACK_IMAGE).output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let token = std::env::var("LOCALSTACK_AUTH_TOKEN").ok();
+    let (image, tag) = LOCALSTACK_IMAGE.split_once(':').unwrap_or((LOCALSTACK_IMAGE, "latest"));
+    let (image, tag) = (image.to_string(), tag.to_string());
+    (opts.progress)(&format!("trying Docker: {LOCALSTACK_IMAGE} on 127.0.0.1:{port}"));
+    let id = on_docker_runtime(async move {
+        let mut request = GenericImage::new(image, tag)
+            .with_exposed_port(4566.tcp())
+            .with_wait_for(WaitFor::message_on_stdout("Ready."))
+            .with_env_var("SERVICES", SERVICES)
+            .with_mapped_port(port, 4566.tcp())
+            .with_label("dev.labrun.port", port.to_string())
+            .with_host_config_modifier(|config| {
+                // Docker binds published ports on every interface by default; loopback only here.
+                for bindings in config.port_bindings.iter_mut().flat_map(|m| m.values_mut()).flatten() {
+                    for binding in bindings.iter_mut() {
+                        binding.host_ip = Some("127.0.0.1".into());
+                    }
+                }
+            })
+            .with_reuse(ReuseDirective::Always)
+            .with_startup_timeout(Duration::from_secs(180));
+        if let Some(token) = token {
+            request = request.with_env_var("LOCALSTACK_AUTH_TOKEN", token);
+        }
+        let container = request.start().await.map_err(|e| format!("no Docker engine answers ({e})"))?;
+        Ok(container.id().to_string())
+    })?;
     if let Some(watch) = opts.watch_pid {
         // A test binary's container goes when the binary does.
         let _ = Command::new("sh")
@@ -298,7 +320,7 @@ fn start_container(opts: &Options<'_>) -> Result<Emulator, String> {
             .spawn();
     }
     let endpoint = format!("http://127.0.0.1:{port}");
-    wait_healthy(&endpoint, Duration::from_secs(120), || true).map_err(|e| e.to_string())?;
+    wait_healthy(&endpoint, Duration::from_secs(60), || true)?;
     Ok(Emulator {
         source: Source::Container,
         endpoint,
@@ -306,6 +328,15 @@ fn start_container(opts: &Options<'_>) -> Result<Emulator, String> {
         pid: None,
         container: Some(id),
         root: None,
+    })
+}
+
+fn remove_container(id: &str) -> Result<(), String> {
+    let id = id.to_string();
+    on_docker_runtime(async move {
+        let docker = testcontainers::bollard::Docker::connect_with_defaults().map_err(|e| e.to_string())?;
+        let options = testcontainers::bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).build();
+        docker.remove_container(&id, Some(options)).await.map_err(|e| e.to_string())
     })
 }
 
@@ -489,11 +520,27 @@ mod tests {
     }
 
     #[test]
-    fn container_source_says_why_it_is_unavailable() {
-        // On machines without a Docker engine this names the reason; with one, it succeeds.
-        match docker_answers() {
-            Ok(()) => {}
-            Err(why) => assert!(why.contains("docker") || why.contains("Docker"), "{why}"),
+    fn the_container_source_fails_fast_with_a_reason_or_starts() {
+        let quiet = |_: &str| {};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            endpoint: None,
+            cache_dir: dir.path().into(),
+            allow_container: true,
+            progress: &quiet,
+            watch_pid: Some(std::process::id()),
+            instance: "t",
+        };
+        let started = Instant::now();
+        match start_container(&opts) {
+            Ok(e) => {
+                assert_eq!(e.source, Source::Container);
+                remove_container(e.container.as_deref().unwrap()).unwrap();
+            }
+            Err(why) => {
+                assert!(why.starts_with("no Docker engine answers ("), "{why}");
+                assert!(started.elapsed() < Duration::from_secs(20), "no hang without Docker");
+            }
         }
     }
 }
