@@ -203,7 +203,14 @@ impl Builder<'_> {
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let frame = self.stack.pop().expect("parser balances start and end events");
+                let Some(frame) = self.stack.pop() else {
+                    return Err(YamlError {
+                        message: "YAML syntax error: unbalanced end of a list or mapping".into(),
+                        span: sp,
+                        label: "here".into(),
+                        related: None,
+                    });
+                };
                 let (kind, start, anchor) = match frame {
                     Frame::Seq { items, start, anchor } => (Kind::Seq(items), start, anchor),
                     Frame::Map { entries, start, anchor, .. } => (Kind::Map(entries), start, anchor),
