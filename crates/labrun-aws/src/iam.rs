@@ -7,26 +7,42 @@ use aws_sdk_iam::operation as o;
 use aws_sdk_iam::types as t;
 use serde_json::Value;
 
+/// Sends every page of a paginated list call and returns `{<key>: [all items]}`.
+macro_rules! all_pages {
+    ($builder:expr, $p:ident, { $($name:literal => $set:ident),* $(,)? }, $key:literal) => {{
+        let b = $builder;
+        $(let b = b.$set($p.get($name)?);)*
+        $p.finish()?;
+        let mut items = Vec::new();
+        let mut pages = b.into_paginator().items().send();
+        while let Some(item) = pages.next().await {
+            items.push(item.map_err(sdk_error)?.to_json());
+        }
+        serde_json::json!({ $key: items })
+    }};
+}
+
 pub async fn call(c: &aws_sdk_iam::Client, action: &str, p: &mut Params) -> Result<Value, CallError> {
     Ok(match action {
         "CreateRole" => send!(c.create_role(), p, {"RoleName" => set_role_name, "AssumeRolePolicyDocument" => set_assume_role_policy_document,
                                                   "Description" => set_description, "Path" => set_path, "Tags" => set_tags}).to_json(),
         "DeleteRole" => send!(c.delete_role(), p, {"RoleName" => set_role_name}).to_json(),
         "GetRole" => send!(c.get_role(), p, {"RoleName" => set_role_name}).to_json(),
-        "ListRoles" => send!(c.list_roles(), p, {"PathPrefix" => set_path_prefix}).to_json(),
+        // IAM lists come in pages of 100: follow them, so a lookup by name sees the whole account.
+        "ListRoles" => all_pages!(c.list_roles(), p, {"PathPrefix" => set_path_prefix}, "Roles"),
         "AttachRolePolicy" => send!(c.attach_role_policy(), p, {"RoleName" => set_role_name, "PolicyArn" => set_policy_arn}).to_json(),
         "DetachRolePolicy" => send!(c.detach_role_policy(), p, {"RoleName" => set_role_name, "PolicyArn" => set_policy_arn}).to_json(),
         "ListAttachedRolePolicies" => send!(c.list_attached_role_policies(), p, {"RoleName" => set_role_name}).to_json(),
         "CreateInstanceProfile" => send!(c.create_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name, "Path" => set_path, "Tags" => set_tags}).to_json(),
         "DeleteInstanceProfile" => send!(c.delete_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name}).to_json(),
         "GetInstanceProfile" => send!(c.get_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name}).to_json(),
-        "ListInstanceProfiles" => send!(c.list_instance_profiles(), p, {"PathPrefix" => set_path_prefix}).to_json(),
+        "ListInstanceProfiles" => all_pages!(c.list_instance_profiles(), p, {"PathPrefix" => set_path_prefix}, "InstanceProfiles"),
         "AddRoleToInstanceProfile" => send!(c.add_role_to_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name, "RoleName" => set_role_name}).to_json(),
         "RemoveRoleFromInstanceProfile" => send!(c.remove_role_from_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name, "RoleName" => set_role_name}).to_json(),
         "CreateUser" => send!(c.create_user(), p, {"UserName" => set_user_name, "Path" => set_path, "Tags" => set_tags}).to_json(),
         "DeleteUser" => send!(c.delete_user(), p, {"UserName" => set_user_name}).to_json(),
         "GetUser" => send!(c.get_user(), p, {"UserName" => set_user_name}).to_json(),
-        "ListUsers" => send!(c.list_users(), p, {"PathPrefix" => set_path_prefix}).to_json(),
+        "ListUsers" => all_pages!(c.list_users(), p, {"PathPrefix" => set_path_prefix}, "Users"),
         "AttachUserPolicy" => send!(c.attach_user_policy(), p, {"UserName" => set_user_name, "PolicyArn" => set_policy_arn}).to_json(),
         "DetachUserPolicy" => send!(c.detach_user_policy(), p, {"UserName" => set_user_name, "PolicyArn" => set_policy_arn}).to_json(),
         "ListAttachedUserPolicies" => send!(c.list_attached_user_policies(), p, {"UserName" => set_user_name}).to_json(),
@@ -98,20 +114,17 @@ to_json! {
     o::create_role::CreateRoleOutput { "Role" => role }
     o::delete_role::DeleteRoleOutput {}
     o::get_role::GetRoleOutput { "Role" => role }
-    o::list_roles::ListRolesOutput { "Roles" => roles, "IsTruncated" => is_truncated, "Marker" => marker }
     o::attach_role_policy::AttachRolePolicyOutput {}
     o::detach_role_policy::DetachRolePolicyOutput {}
     o::list_attached_role_policies::ListAttachedRolePoliciesOutput { "AttachedPolicies" => attached_policies }
     o::create_instance_profile::CreateInstanceProfileOutput { "InstanceProfile" => instance_profile }
     o::delete_instance_profile::DeleteInstanceProfileOutput {}
     o::get_instance_profile::GetInstanceProfileOutput { "InstanceProfile" => instance_profile }
-    o::list_instance_profiles::ListInstanceProfilesOutput { "InstanceProfiles" => instance_profiles }
     o::add_role_to_instance_profile::AddRoleToInstanceProfileOutput {}
     o::remove_role_from_instance_profile::RemoveRoleFromInstanceProfileOutput {}
     o::create_user::CreateUserOutput { "User" => user }
     o::delete_user::DeleteUserOutput {}
     o::get_user::GetUserOutput { "User" => user }
-    o::list_users::ListUsersOutput { "Users" => users }
     o::attach_user_policy::AttachUserPolicyOutput {}
     o::detach_user_policy::DetachUserPolicyOutput {}
     o::list_attached_user_policies::ListAttachedUserPoliciesOutput { "AttachedPolicies" => attached_policies }
