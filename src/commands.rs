@@ -177,10 +177,8 @@ async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Res
     match t.target {
         Target::Emulator => {
             let endpoint = t.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-            let cache = emulator::default_cache_dir();
             let progress = |m: &str| ui.line(&format!("emulator: {m}"));
-            let opts =
-                Options { endpoint, cache_dir: cache, allow_container: true, progress: &progress, watch_pid: None, instance: "default" };
+            let opts = Options::managed(endpoint, &progress);
             let emu = tokio::task::block_in_place(|| emulator::resolve(&opts)).map_err(|e| CliError::Environment(e.to_string()))?;
             if let Some(a) = &t.emulator_account
                 && !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
@@ -385,14 +383,7 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
     let w = &sel.loaded.workshop;
     let endpoint = a.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
     let progress = |m: &str| println!("emulator: {m}");
-    let opts = Options {
-        endpoint,
-        cache_dir: emulator::default_cache_dir(),
-        allow_container: true,
-        progress: &progress,
-        watch_pid: None,
-        instance: "default",
-    };
+    let opts = Options::managed(endpoint, &progress);
     let emu = tokio::task::block_in_place(|| emulator::resolve(&opts)).map_err(|e| CliError::Environment(e.to_string()))?;
     let chapters = labrun_harness::labtest::testable(w, &sel.chapters, shard);
     println!("testing {} chapter(s) on {} with {} job(s)", chapters.len(), emu.endpoint, a.jobs);
@@ -459,14 +450,7 @@ fn emulator_cmd(action: EmulatorAction) -> Result<(), CliError> {
     match action {
         EmulatorAction::Up => {
             let progress = |m: &str| eprintln!("emulator: {m}");
-            let opts = Options {
-                endpoint: None,
-                cache_dir: cache,
-                allow_container: true,
-                progress: &progress,
-                watch_pid: None,
-                instance: "default",
-            };
+            let opts = Options::managed(None, &progress);
             let e = emulator::up(&opts).map_err(|e| CliError::Environment(e.to_string()))?;
             print_emulator(&e);
             Ok(())

@@ -6,14 +6,22 @@ use aws_sdk_ec2::operation as o;
 use aws_sdk_ec2::types as t;
 use serde_json::Value;
 
-/// Calls `builder` with each listed parameter set from `params`, then sends it.
-macro_rules! send {
+/// Sets each listed parameter on `builder` from `params`, and refuses any the binding did not read.
+macro_rules! with_params {
     ($builder:expr, $p:ident, { $($name:literal => $set:ident),* $(,)? }) => {{
         let b = $builder;
         $(let b = b.$set($p.get($name)?);)*
         $p.finish()?;
-        b.send().await.map_err(sdk_error)?
+        b
     }};
+}
+pub(crate) use with_params;
+
+/// `with_params!`, then sends the request.
+macro_rules! send {
+    ($builder:expr, $p:ident, { $($name:literal => $set:ident),* $(,)? }) => {
+        $crate::ec2::with_params!($builder, $p, { $($name => $set),* }).send().await.map_err(sdk_error)?
+    };
 }
 pub(crate) use send;
 

@@ -1,6 +1,6 @@
 //! IAM bindings.
 
-use crate::ec2::send;
+use crate::ec2::{send, with_params};
 use crate::json::{Params, ToJson, enum_json, from_json, policy_document, to_json};
 use crate::{CallError, sdk_error};
 use aws_sdk_iam::operation as o;
@@ -10,11 +10,8 @@ use serde_json::Value;
 /// Sends every page of a paginated list call and returns `{<key>: [all items]}`.
 macro_rules! all_pages {
     ($builder:expr, $p:ident, { $($name:literal => $set:ident),* $(,)? }, $key:literal) => {{
-        let b = $builder;
-        $(let b = b.$set($p.get($name)?);)*
-        $p.finish()?;
         let mut items = Vec::new();
-        let mut pages = b.into_paginator().items().send();
+        let mut pages = with_params!($builder, $p, { $($name => $set),* }).into_paginator().items().send();
         while let Some(item) = pages.next().await {
             items.push(item.map_err(sdk_error)?.to_json());
         }
@@ -23,6 +20,31 @@ macro_rules! all_pages {
 }
 
 pub async fn call(c: &aws_sdk_iam::Client, action: &str, p: &mut Params) -> Result<Value, CallError> {
+    let mut out = dispatch(c, action, p).await?;
+    decode_policy_documents(&mut out);
+    Ok(out)
+}
+
+/// IAM returns role trust policies URL-encoded; the CLI shows them decoded, as JSON.
+fn decode_policy_documents(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "AssumeRolePolicyDocument" {
+                    if let Value::String(raw) = x {
+                        *x = policy_document(Some(raw));
+                    }
+                } else {
+                    decode_policy_documents(x);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(decode_policy_documents),
+        _ => {}
+    }
+}
+
+async fn dispatch(c: &aws_sdk_iam::Client, action: &str, p: &mut Params) -> Result<Value, CallError> {
     Ok(match action {
         "CreateRole" => send!(c.create_role(), p, {"RoleName" => set_role_name, "AssumeRolePolicyDocument" => set_assume_role_policy_document,
                                                   "Description" => set_description, "Path" => set_path, "Tags" => set_tags}).to_json(),
@@ -60,49 +82,10 @@ from_json! {
 
 enum_json! { t::StatusType }
 
-impl ToJson for t::Role {
-    fn to_json(&self) -> Value {
-        let mut v = RoleFields(self).to_json();
-        let doc = policy_document(self.assume_role_policy_document());
-        if let (Value::Object(m), false) = (&mut v, doc.is_null()) {
-            m.insert("AssumeRolePolicyDocument".into(), doc);
-        }
-        v
-    }
-}
-
-/// The plain fields of a role; the policy document is decoded separately.
-struct RoleFields<'a>(&'a t::Role);
-impl RoleFields<'_> {
-    fn path(&self) -> &str {
-        self.0.path()
-    }
-    fn role_name(&self) -> &str {
-        self.0.role_name()
-    }
-    fn role_id(&self) -> &str {
-        self.0.role_id()
-    }
-    fn arn(&self) -> &str {
-        self.0.arn()
-    }
-    fn create_date(&self) -> &aws_smithy_types::DateTime {
-        self.0.create_date()
-    }
-    fn description(&self) -> Option<&str> {
-        self.0.description()
-    }
-    fn max_session_duration(&self) -> Option<i32> {
-        self.0.max_session_duration()
-    }
-    fn tags(&self) -> &[t::Tag] {
-        self.0.tags()
-    }
-}
-
 to_json! {
-    RoleFields<'_> { "Path" => path, "RoleName" => role_name, "RoleId" => role_id, "Arn" => arn, "CreateDate" => create_date,
-                     "Description" => description, "MaxSessionDuration" => max_session_duration, "Tags" => tags }
+    t::Role { "Path" => path, "RoleName" => role_name, "RoleId" => role_id, "Arn" => arn, "CreateDate" => create_date,
+              "AssumeRolePolicyDocument" => assume_role_policy_document, "Description" => description,
+              "MaxSessionDuration" => max_session_duration, "Tags" => tags }
     t::Tag { "Key" => key, "Value" => value }
     t::AttachedPolicy { "PolicyName" => policy_name, "PolicyArn" => policy_arn }
     t::InstanceProfile { "Path" => path, "InstanceProfileName" => instance_profile_name, "InstanceProfileId" => instance_profile_id,

@@ -79,6 +79,14 @@ pub struct Options<'a> {
     pub instance: &'a str,
 }
 
+impl<'a> Options<'a> {
+    /// The emulator the CLI manages: the given endpoint if any, else found or started (a
+    /// container where Docker answers), kept running for later commands.
+    pub fn managed(endpoint: Option<String>, progress: &'a (dyn Fn(&str) + Sync)) -> Self {
+        Options { endpoint, cache_dir: default_cache_dir(), allow_container: true, progress, watch_pid: None, instance: "default" }
+    }
+}
+
 /// labrun's cache folder: `LABRUN_CACHE_DIR`, else the user's cache directory.
 pub fn default_cache_dir() -> PathBuf {
     std::env::var_os("LABRUN_CACHE_DIR")

@@ -585,10 +585,14 @@ pub struct Scope {
 
 pub const LAB_FIELDS: &[&str] = &["region", "account", "run_id", "workshop", "chapter"];
 
-fn template_env() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env
+/// One environment for all template checks: it holds no per-step state.
+fn template_env() -> &'static minijinja::Environment<'static> {
+    static ENV: std::sync::LazyLock<minijinja::Environment<'static>> = std::sync::LazyLock::new(|| {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env
+    });
+    &ENV
 }
 
 /// Checks templates (syntax, variables, step references), then records the step in scope.
@@ -599,11 +603,11 @@ fn check_references(node: &Node, step: Option<&Step>, sink: &mut Sink<'_>, scope
     for field in ["with", "expect", "until", "cleanup", "for_each"] {
         if let Some(n) = node.get(field) {
             // `for_each` itself cannot use `item`.
-            walk_templates(n, &env, sink, scope, in_loop && field != "for_each", false);
+            walk_templates(n, env, sink, scope, in_loop && field != "for_each", false);
         }
     }
     if let Some(n) = node.get("when") {
-        walk_templates(n, &env, sink, scope, in_loop, true);
+        walk_templates(n, env, sink, scope, in_loop, true);
     }
     if let Some(id) = id {
         if let Some((_, first)) = scope.steps.get(id) {
