@@ -23,9 +23,10 @@ pub fn short(v: &Value) -> String {
     if s.chars().count() > 300 { format!("{}…", s.chars().take(300).collect::<String>()) } else { s }
 }
 
-/// Evaluates a JMESPath expression (already validated at load time).
+/// Evaluates a JMESPath expression (validated at load time, and checked against labrun's
+/// limits again here: expressions also come from the catalog and from callers).
 pub fn search(expr: &str, data: &Value) -> Result<Value, String> {
-    let compiled = jmespath::compile(expr).map_err(|e| e.to_string())?;
+    let compiled = labrun_lab::limits::compile_jmespath(expr).map_err(|e| e.to_string())?;
     let var = jmespath::Variable::from_serializable(data).map_err(|e| e.to_string())?;
     let result = compiled.search(var).map_err(|e| e.to_string())?;
     serde_json::to_value(&*result).map_err(|e| e.to_string())
@@ -129,6 +130,109 @@ mod tests {
         assert!(matches(&Matcher::Exists(false), &json!(null)));
         assert!(matches(&Matcher::Matches("^vpc-".into()), &json!("vpc-123")));
         assert!(matches(&Matcher::GreaterThan(0.0), &json!([1])));
+    }
+
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().expect("no panic and no stack overflow")
+    }
+
+    /// Expressions as deep as the limit allows, built from each construct the `jmespath`
+    /// crate recurses on.
+    fn at_depth(n: usize) -> Vec<String> {
+        vec![
+            format!("{}a{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}a{}", "[".repeat(n), "]".repeat(n)),
+            format!("{}a{}", "{a:".repeat(n), "}".repeat(n)),
+            format!("{}a", "!".repeat(n)),
+            format!("a{}", "[]".repeat(n / 2)),
+            vec!["a"; n + 1].join("."),
+            vec!["a"; n + 1].join(" | "),
+            vec!["a"; n + 1].join(" || "),
+            vec!["a"; n + 1].join(" && "),
+            vec!["a"; n + 1].join(" == "),
+            format!("{}a{}", "length(".repeat(n), ")".repeat(n)),
+            format!("{}a{}", "a[?".repeat(n / 2), "]".repeat(n / 2)),
+        ]
+    }
+
+    #[test]
+    fn deep_expressions_fail_cleanly_at_run_time_on_a_small_stack() {
+        use labrun_lab::limits::JMESPATH_MAX_DEPTH;
+        let data = json!({"a": {"a": [1, {"a": true}]}});
+        // Allowed: evaluates (to whatever) without overflowing a 2 MiB stack.
+        for expr in at_depth(JMESPATH_MAX_DEPTH) {
+            let d = data.clone();
+            let shown = expr.clone();
+            let r = on_small_stack(move || search(&expr, &d));
+            assert!(r.as_ref().err().is_none_or(|e| !e.contains("labrun allows")), "{}…: {r:?}", &shown[..20]);
+        }
+        // Far past it: a step error naming the limit, before the crate's parser runs.
+        for expr in at_depth(1000) {
+            let d = data.clone();
+            let shown = format!("{}…", &expr[..10]);
+            let e = on_small_stack(move || search(&expr, &d)).unwrap_err();
+            assert!(e.contains("labrun allows at most"), "{shown}: {e}");
+        }
+    }
+
+    /// Generated expressions (valid and not, deep and long, with literals and odd unicode)
+    /// always end with a value or an error on a small stack.
+    #[test]
+    fn generated_expressions_always_end() {
+        on_small_stack(|| {
+            let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+            let mut next = move |n: usize| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % n as u64) as usize
+            };
+            const PIECES: &[&str] = &[
+                "a",
+                "Vpcs",
+                "@",
+                ".",
+                "|",
+                "||",
+                "&&",
+                "!",
+                "&",
+                "(",
+                ")",
+                "[",
+                "]",
+                "{a:",
+                "}",
+                "[?",
+                "==",
+                "[]",
+                "[*]",
+                ",",
+                ":",
+                "'r(['",
+                "\"q[\"",
+                "`[[1]]`",
+                "`",
+                "length(",
+                "sort_by(",
+                "-1",
+                "99999999999999",
+                "ạ🚀",
+                " ",
+            ];
+            let data = json!({"a": {"a": [1, {"a": true}]}, "Vpcs": [{"VpcId": "vpc-1"}]});
+            let mut outcomes = [0usize; 2];
+            for case in 0..3000 {
+                let mut e = String::new();
+                for _ in 0..1 + next(20) {
+                    e.push_str(&PIECES[next(PIECES.len())].repeat(if next(15) == 0 { 1 + next(2000) } else { 1 }));
+                }
+                let one = std::time::Instant::now();
+                outcomes[usize::from(search(&e, &data).is_ok())] += 1;
+                assert!(one.elapsed() < std::time::Duration::from_secs(1), "case {case}: {e}");
+            }
+            assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+        });
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! Renders step parameters: minijinja with strict undefined. A string that is exactly one
 //! `{{ expression }}` becomes the expression's native value (a list stays a list), so
 //! `SubnetIds: "{{ steps.find.ids }}"` works; any other template renders to a string.
+//!
+//! Every render is bounded (see `labrun_lab::limits`): a fuel budget of instructions, a
+//! recursion limit, and a cap on the size of what it produces. A render that crosses one fails
+//! with a message saying so, which becomes the step's failure.
 
+use labrun_lab::limits::{TEMPLATE_FUEL, TEMPLATE_MAX_OUTPUT, TEMPLATE_RECURSION};
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
 
@@ -38,6 +43,8 @@ impl Renderer {
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_recursion_limit(TEMPLATE_RECURSION);
         Renderer { env }
     }
 
@@ -68,9 +75,20 @@ impl Renderer {
             if v.is_undefined() {
                 return Err(RenderError { message: format!("`{}` is undefined", expr.trim()), template: s.to_string() });
             }
+            // Measured as JSON before it is kept: a value may be built cheaply and still be huge.
+            let mut size = Capped::default();
+            if serde_json::to_writer(&mut size, &v).is_err() && size.over {
+                return Err(RenderError { message: too_large(), template: s.to_string() });
+            }
             return serde_json::to_value(&v).map_err(|e| RenderError { message: e.to_string(), template: s.to_string() });
         }
-        self.env.render_str(s, ctx).map(Value::String).map_err(err)
+        let template = self.env.template_from_str(s).map_err(err)?;
+        let mut out = Capped::default();
+        match template.render_captured_to(ctx, &mut out) {
+            Ok(_) => Ok(Value::String(String::from_utf8_lossy(&out.bytes).into_owned())),
+            Err(_) if out.over => Err(RenderError { message: too_large(), template: s.to_string() }),
+            Err(e) => Err(err(e)),
+        }
     }
 
     /// Evaluates a `when:` condition.
@@ -82,6 +100,31 @@ impl Renderer {
     }
 }
 
+/// A writer that keeps at most `TEMPLATE_MAX_OUTPUT` bytes and fails past that.
+#[derive(Default)]
+struct Capped {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > TEMPLATE_MAX_OUTPUT {
+            self.over = true;
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn too_large() -> String {
+    format!("template produces more than labrun allows ({} MiB)", TEMPLATE_MAX_OUTPUT >> 20)
+}
+
 /// `"{{ a.b }}"` → `Some(" a.b ")`; anything with other text or several tags → None.
 fn single_expression(s: &str) -> Option<&str> {
     let t = s.trim();
@@ -90,6 +133,12 @@ fn single_expression(s: &str) -> Option<&str> {
 }
 
 fn describe(e: &minijinja::Error) -> String {
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!("template does more work than labrun allows ({TEMPLATE_FUEL} instructions per render); make its loops smaller");
+    }
+    if e.detail().is_some_and(|d| d.contains("recursion limit")) {
+        return "template nests or recurses deeper than labrun allows".into();
+    }
     let mut msg = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
     if e.kind() == minijinja::ErrorKind::UndefinedError && e.detail().is_none() {
         msg = "a value used here is undefined (an output of a skipped step, or a missing variable)".into();
@@ -123,6 +172,114 @@ mod tests {
         let r = Renderer::new();
         assert!(r.render(&json!("{{ steps.find.nope }}"), &ctx()).is_err());
         assert!(r.render(&json!("x-{{ vars.missing }}"), &ctx()).is_err());
+    }
+
+    /// Runs `f` on a thread with a 2 MiB stack, as tokio's workers have.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().expect("no panic and no stack overflow")
+    }
+
+    #[test]
+    fn runaway_templates_fail_with_a_reason_instead_of_hanging() {
+        let started = std::time::Instant::now();
+        let cases: &[(&str, &str)] = &[
+            // Ten billion iterations: runs out of fuel in milliseconds.
+            ("{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}", "does more work than labrun allows"),
+            ("{% for i in range(100000) %}{% endfor %}", "does more work than labrun allows"),
+            ("{{ range(100000) | join(',') ~ range(100000) | join(',') }}", "produces more than labrun allows (1 MiB)"),
+            ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recurses deeper than labrun allows"),
+            ("{{ 'x' * 2000000 }}", "produces more than labrun allows (1 MiB)"),
+            ("a{{ 'x' * 2000000 }}", "produces more than labrun allows (1 MiB)"),
+            (
+                "{{ ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))) }}",
+                "recurses deeper than labrun allows",
+            ),
+        ];
+        for (template, needle) in cases {
+            let t = template.to_string();
+            let r = on_small_stack(move || Renderer::new().render(&json!(t), &ctx()));
+            let message = r.as_ref().map_or_else(|e| e.message.clone(), |v| format!("rendered {} bytes", v.to_string().len()));
+            assert!(message.contains(needle), "{template}: {message}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn ordinary_loops_stay_within_the_budget() {
+        let mut c = ctx();
+        c.item = Some(json!((0..1000).map(|i| format!("subnet-{i}")).collect::<Vec<_>>()));
+        let out = Renderer::new().render(&json!("{% for s in item %}{{ s }},{% endfor %}"), &c).unwrap();
+        assert_eq!(out.as_str().unwrap().matches("subnet-").count(), 1000);
+    }
+
+    /// Generated templates (odd syntax, deep nesting, loops, filters, huge numbers) always end,
+    /// with a value or an error, on a small stack and quickly.
+    #[test]
+    fn generated_templates_always_end() {
+        on_small_stack(|| {
+            let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+            let mut next = move |n: usize| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % n as u64) as usize
+            };
+            const PIECES: &[&str] = &[
+                "{{ ",
+                " }}",
+                "{% for i in range(100000) %}",
+                "{% endfor %}",
+                "{% if x %}",
+                "{% endif %}",
+                "{% set x = x ~ x %}",
+                "steps.find.ids",
+                "vars.region",
+                "item",
+                "(",
+                ")",
+                "[",
+                "]",
+                "|join(',')",
+                "|length",
+                "|upper",
+                " * 99999999",
+                " ~ ",
+                "'✓ ạ 🚀'",
+                "99999999999999999999999",
+                "range(100000)",
+                "{#",
+                "#}",
+                "{%",
+                "%}",
+                "{{",
+                "}}",
+                "x",
+                "{% macro m(a) %}{{ m(a ~ a) }}{% endmacro %}",
+                "m('ab')",
+                "|map('string')",
+                " if ",
+                " else ",
+            ];
+            let r = Renderer::new();
+            let started = std::time::Instant::now();
+            let mut failures = 0;
+            for case in 0..400 {
+                let mut t = String::new();
+                for _ in 0..1 + next(12) {
+                    let piece = PIECES[next(PIECES.len())];
+                    t.push_str(&piece.repeat(if next(10) == 0 { 1 + next(300) } else { 1 }));
+                }
+                let one = std::time::Instant::now();
+                let result = r.render(&json!(t), &ctx());
+                assert!(one.elapsed() < std::time::Duration::from_secs(2), "case {case} took {:?}: {t}", one.elapsed());
+                if let Ok(v) = &result {
+                    assert!(serde_json::to_string(v).unwrap().len() <= 2 * TEMPLATE_MAX_OUTPUT, "case {case}: {t}");
+                }
+                failures += usize::from(result.is_err());
+            }
+            assert!(failures > 0 && failures < 400, "{failures}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+        });
     }
 
     #[test]

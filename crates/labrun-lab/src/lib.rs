@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod diag;
+pub mod limits;
 pub mod load;
 pub mod model;
 pub mod page;

@@ -2,11 +2,13 @@
 //! that need the whole tree (prerequisites, cycles, EN/VI drift).
 
 use crate::diag::{Diagnostic, SourceFile, display_path};
+use crate::limits::MAX_DIR_DEPTH;
 use crate::model::{Chapter, Step, Workshop};
 use crate::page::{self, FrontMatter};
 use crate::steps::{Scope, Sink, read_steps};
 use crate::yaml::{self, Kind, Node, Span};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -143,7 +145,9 @@ pub fn load(root: &Path) -> Result<Loaded, LoadError> {
         let source = read_source(&settings)?;
         read_workshop_settings(&source, &mut workshop, &mut diags);
     }
-    load_dir(root, None, 0, &mut workshop, &mut diags)?;
+    let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut walk = Walk { visited: HashSet::from([real_root.clone()]), ancestors: vec![real_root.clone()], root: real_root };
+    load_dir(root, None, 0, &mut workshop, &mut diags, &mut walk)?;
     check_prerequisites(&mut workshop, &mut diags);
     Ok(Loaded { workshop, diagnostics: diags })
 }
@@ -221,9 +225,81 @@ fn read_workshop_settings(source: &Arc<SourceFile>, w: &mut Workshop, diags: &mu
     }
 }
 
+/// Where the folder walk has been, so that each real directory is loaded once however many
+/// symlinks lead to it, and a symlink back up the tree does not send the walk round in circles.
+struct Walk {
+    /// The workshop root, resolved.
+    root: PathBuf,
+    /// Every directory loaded so far, resolved.
+    visited: HashSet<PathBuf>,
+    /// The resolved directories from the root down to the one being read.
+    ancestors: Vec<PathBuf>,
+}
+
+impl Walk {
+    /// Whether `real` (a resolved path) is a folder the walk reaches by its own path: inside the
+    /// root and not under a hidden folder.
+    fn reaches(&self, real: &Path) -> bool {
+        real.strip_prefix(&self.root).is_ok_and(|rel| !rel.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.')))
+    }
+
+    /// Whether to descend into `path` (resolved: `real`); a warning says why not.
+    fn admit(&self, path: &Path, real: &Path, is_link: bool, diags: &mut Vec<Diagnostic>) -> bool {
+        let shown = display_path(path);
+        if self.ancestors.iter().any(|a| a == real) {
+            diags.push(
+                Diagnostic::error(
+                    "labrun::symlink-loop",
+                    format!(
+                        "`{}` links back to `{}`, a folder it is inside; labrun does not follow it",
+                        shown.display(),
+                        display_path(real).display()
+                    ),
+                )
+                .with_help("remove the link, or point it at a folder outside this workshop")
+                .warning(),
+            );
+            return false;
+        }
+        if is_link && (self.visited.contains(real) || self.reaches(real)) {
+            diags.push(
+                Diagnostic::error(
+                    "labrun::symlink-duplicate",
+                    format!(
+                        "`{}` links to `{}`, which is loaded from its own place; labrun does not load it twice",
+                        shown.display(),
+                        display_path(real).display()
+                    ),
+                )
+                .with_help("remove the link: chapters are found by walking the workshop's folders")
+                .warning(),
+            );
+            return false;
+        }
+        if self.visited.contains(real) {
+            return false;
+        }
+        if self.ancestors.len() > MAX_DIR_DEPTH {
+            diags.push(Diagnostic::error(
+                "labrun::too-deep",
+                format!("`{}` is nested more than {MAX_DIR_DEPTH} folders deep in the workshop; it is not loaded", shown.display()),
+            ));
+            return false;
+        }
+        true
+    }
+}
+
 /// Loads `dir` (a chapter, or a plain folder holding chapters) and everything below it, appending
 /// to `w.chapters` in reading order: siblings by weight, then number.
-fn load_dir(dir: &Path, parent: Option<usize>, depth: usize, w: &mut Workshop, diags: &mut Vec<Diagnostic>) -> Result<(), LoadError> {
+fn load_dir(
+    dir: &Path,
+    parent: Option<usize>,
+    depth: usize,
+    w: &mut Workshop,
+    diags: &mut Vec<Diagnostic>,
+    walk: &mut Walk,
+) -> Result<(), LoadError> {
     let is_chapter = [EN_PAGE, VI_PAGE, LAB_YAML].iter().any(|f| dir.join(f).is_file());
     let (parent, depth) = if is_chapter {
         let chapter = load_chapter(dir, parent, depth, w, diags)?;
@@ -232,20 +308,28 @@ fn load_dir(dir: &Path, parent: Option<usize>, depth: usize, w: &mut Workshop, d
     } else {
         (parent, depth)
     };
-    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut subdirs: Vec<(PathBuf, bool)> = std::fs::read_dir(dir)
         .map_err(|source| LoadError::Io { path: dir.into(), source })?
         .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .map(|e| (e.path(), e.file_type().is_ok_and(|t| t.is_symlink())))
+        .filter(|(p, _)| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
         .collect();
     subdirs.sort();
     // Each child subtree is loaded into its own list, then the lists are ordered and appended.
     // (sort key: weight, then number parts) → the child's subtree.
     type Subtree = ((i64, Vec<u32>), Vec<Chapter>);
     let mut children: Vec<Subtree> = Vec::new();
-    for sub in subdirs {
+    for (sub, is_link) in subdirs {
+        let Ok(real) = std::fs::canonicalize(&sub) else { continue };
+        if !walk.admit(&sub, &real, is_link, diags) {
+            continue;
+        }
+        walk.visited.insert(real.clone());
+        walk.ancestors.push(real);
         let mut scratch = Workshop { chapters: Vec::new(), ..w.clone_settings() };
-        load_dir(&sub, None, depth, &mut scratch, diags)?;
+        let loaded = load_dir(&sub, None, depth, &mut scratch, diags, walk);
+        walk.ancestors.pop();
+        loaded?;
         if let Some(first) = scratch.chapters.first() {
             let key = (first.weight, first.number.as_deref().map(number_key).unwrap_or_default());
             children.push((key, scratch.chapters));

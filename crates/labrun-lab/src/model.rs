@@ -120,14 +120,15 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// Parses `500ms`, `30s`, `10m`, `1h30m`, or a bare number of seconds.
+/// Parses `500ms`, `30s`, `10m`, `1h30m`, or a bare number of seconds. A value too large to
+/// represent saturates at `Duration::MAX` (validation then reports it as out of range).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if text.is_empty() {
         return None;
     }
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(text.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
@@ -136,16 +137,18 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         if digits == 0 {
             return None;
         }
-        let n: u64 = rest[..digits].parse().ok()?;
+        let n: Option<u64> = rest[..digits].parse().ok();
         rest = &rest[digits..];
         let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        total += match &rest[..unit] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
+        let secs = |per: u64| n.and_then(|n| n.checked_mul(per)).map_or(Duration::MAX, Duration::from_secs);
+        let part = match &rest[..unit] {
+            "ms" => n.map_or(Duration::MAX, Duration::from_millis),
+            "s" => secs(1),
+            "m" => secs(60),
+            "h" => secs(3600),
             _ => return None,
         };
+        total = total.saturating_add(part);
         rest = &rest[unit..];
     }
     Some(total)

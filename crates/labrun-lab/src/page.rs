@@ -96,8 +96,7 @@ pub fn front_matter(source: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> Fr
 }
 
 pub fn yaml_diag(source: &Arc<SourceFile>, e: yaml::YamlError) -> Diagnostic {
-    let code = if e.related.is_some() { "labrun::duplicate-key" } else { "labrun::yaml" };
-    let mut d = Diagnostic::error(code, e.message).at(source, e.span, e.label);
+    let mut d = Diagnostic::error(e.code, e.message).at(source, e.span, e.label);
     if let Some(r) = e.related {
         d = d.with_related(r, "first set here");
     }

@@ -90,7 +90,7 @@ pub fn schema() -> Value {
                     "timeout": duration,
                     "interval": duration,
                     "retry": {"type": "object", "additionalProperties": false, "properties": {
-                        "attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "attempts": {"type": "integer", "minimum": 1, "maximum": crate::limits::MAX_RETRY_ATTEMPTS},
                         "delay": duration,
                         "on": {"type": "array", "items": {"type": "string"}}
                     }},
@@ -99,7 +99,7 @@ pub fn schema() -> Value {
                         {"type": "object", "required": ["call"], "properties": {"call": {"enum": names}, "with": {"type": "object"}}, "additionalProperties": false}
                     ]},
                     "when": {"anyOf": [{"type": "string"}, {"type": "boolean"}]},
-                    "for_each": {"anyOf": [{"type": "array"}, {"type": "string"}]},
+                    "for_each": {"anyOf": [{"type": "array", "maxItems": crate::limits::MAX_FOR_EACH_ITEMS}, {"type": "string"}]},
                     "requires": {"type": "array", "items": {"enum": crate::steps::CAPABILITIES}},
                     "check": {"type": "boolean"},
                     "hint": {"type": "string"}

@@ -2,11 +2,15 @@
 
 use crate::catalog::{self, Operation, Param, Ty};
 use crate::diag::{Diagnostic, SourceFile};
-use crate::model::{Assertion, Cleanup, Matcher, Retry, Step, parse_duration};
+use crate::limits::{
+    self, MAX_FOR_EACH_ITEMS, MAX_INTERVAL, MAX_RETRY_ATTEMPTS, MAX_RETRY_DELAY, MAX_TIMEOUT, MIN_INTERVAL, MIN_RETRY_DELAY,
+};
+use crate::model::{Assertion, Cleanup, Matcher, Retry, Step, format_duration, parse_duration};
 use crate::yaml::{Kind, Node};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const STEP_FIELDS: &[&str] = &[
     "id", "title", "call", "with", "outputs", "expect", "until", "timeout", "interval", "retry", "cleanup", "when", "for_each", "requires",
@@ -78,14 +82,36 @@ impl Sink<'_> {
         d
     }
 
+    /// A duration within `[min, max]`, written in `node`.
+    fn bounded_duration(&mut self, node: &Node, what: &str, min: Duration, max: Duration) -> Option<Duration> {
+        let d = self.duration(node, &format!("`{what}`"))?;
+        if d < min || d > max {
+            let written = self.source.text.get(node.span.start..node.span.end).unwrap_or_default().trim();
+            let written =
+                if written.chars().count() > 40 { format!("{}…", written.chars().take(40).collect::<String>()) } else { written.into() };
+            let (message, label) = if d > max {
+                (format!("`{what}: {written}` is longer than labrun allows ({})", format_duration(max)), "too long")
+            } else {
+                (format!("`{what}: {written}` is shorter than labrun allows ({})", format_duration(min)), "too short")
+            };
+            self.error("labrun::out-of-range", node.span, message, label).help =
+                Some(format!("`{what}` takes a duration from {} to {}", format_duration(min), format_duration(max)));
+            return None;
+        }
+        Some(d)
+    }
+
     fn jmespath(&mut self, node: &Node, expr: &str) -> bool {
-        match jmespath::compile(expr) {
+        match limits::compile_jmespath(expr) {
             Ok(_) => true,
+            Err(e) if e.is_limit() => {
+                self.error("labrun::jmespath-too-complex", node.span, e.to_string(), "too complex").help =
+                    Some("split it into simpler expressions (several `outputs`, or one `expect` per value)".into());
+                false
+            }
             Err(e) => {
-                let reason = e.to_string();
-                let reason = reason.lines().next().unwrap_or("invalid expression").to_string();
                 self.error("labrun::bad-jmespath", node.span, format!("invalid JMESPath expression `{expr}`"), "does not parse").help =
-                    Some(reason);
+                    Some(e.to_string());
                 false
             }
         }
@@ -181,8 +207,19 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
     let outputs = node.get("outputs").map(|n| read_outputs(n, sink)).unwrap_or_default();
     let expect = node.get("expect").map(|n| read_assertions(n, sink)).unwrap_or_default();
     let until = node.get("until").map(|n| read_assertions(n, sink)).unwrap_or_default();
-    let timeout = node.get("timeout").and_then(|n| sink.duration(n, "`timeout`"));
-    let interval = node.get("interval").and_then(|n| sink.duration(n, "`interval`"));
+    let timeout = node.get("timeout").and_then(|n| sink.bounded_duration(n, "timeout", Duration::ZERO, MAX_TIMEOUT));
+    let interval = node.get("interval").and_then(|n| sink.bounded_duration(n, "interval", MIN_INTERVAL, MAX_INTERVAL));
+    if let (Some(t), Some(i), Some(n)) = (timeout, interval, node.get("interval"))
+        && i > t
+    {
+        sink.error(
+            "labrun::out-of-range",
+            n.span,
+            format!("`interval` ({}) is longer than the step's `timeout` ({})", format_duration(i), format_duration(t)),
+            "longer than the timeout",
+        )
+        .help = Some("the condition would be checked once; make the interval shorter or the timeout longer".into());
+    }
     let retry = node.get("retry").map(|n| read_retry(n, sink)).unwrap_or_default();
     let cleanup = node.get("cleanup").map(|n| read_cleanup(n, op, sink)).unwrap_or(Cleanup::Auto);
     let when = node.get("when").and_then(|n| match &n.kind {
@@ -191,6 +228,16 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
         _ => sink.expect_str(n, "`when`").map(str::to_string),
     });
     let for_each = node.get("for_each").and_then(|n| match &n.kind {
+        Kind::Seq(items) if items.len() > MAX_FOR_EACH_ITEMS => {
+            sink.error(
+                "labrun::out-of-range",
+                n.span,
+                format!("`for_each` lists {} items; labrun runs a step for at most {MAX_FOR_EACH_ITEMS}", items.len()),
+                "too many items",
+            )
+            .help = Some("split the list over several steps".into());
+            None
+        }
         Kind::Seq(_) | Kind::Str(_) => Some(n.to_json()),
         _ => {
             sink.error(
@@ -473,13 +520,26 @@ fn read_retry(node: &Node, sink: &mut Sink<'_>) -> Retry {
     for (k, v) in entries {
         match k.key_text().as_str() {
             "attempts" => match v.kind {
-                Kind::Int(n) if (1..=100).contains(&n) => retry.attempts = n as u32,
+                Kind::Int(n) if (1..=MAX_RETRY_ATTEMPTS).contains(&n) => retry.attempts = n as u32,
+                Kind::Int(n) => {
+                    sink.error(
+                        "labrun::out-of-range",
+                        v.span,
+                        format!("`attempts: {n}` is outside what labrun allows (1 to {MAX_RETRY_ATTEMPTS})"),
+                        "out of range",
+                    );
+                }
                 _ => {
-                    sink.error("labrun::wrong-type", v.span, "`attempts` takes a whole number from 1 to 100".into(), "expected a number");
+                    sink.error(
+                        "labrun::wrong-type",
+                        v.span,
+                        format!("`attempts` takes a whole number from 1 to {MAX_RETRY_ATTEMPTS}"),
+                        "expected a number",
+                    );
                 }
             },
             "delay" => {
-                if let Some(d) = sink.duration(v, "`delay`") {
+                if let Some(d) = sink.bounded_duration(v, "delay", MIN_RETRY_DELAY, MAX_RETRY_DELAY) {
                     retry.delay = d;
                 }
             }

@@ -5,6 +5,7 @@
 //! structs. Scalars follow the YAML 1.2 core schema: only `true`/`false` are booleans, so a
 //! value like `no` or `off` stays a string (the YAML 1.1 trap serde_yaml users know).
 
+use crate::limits::{YAML_MAX_DEPTH, YAML_MAX_NODES, YAML_MAX_TEXT};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as YSpan};
 use std::collections::HashMap;
 
@@ -47,6 +48,8 @@ pub struct Node {
 /// A YAML problem with the place it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct YamlError {
+    /// Diagnostic code, e.g. `labrun::yaml`.
+    pub code: &'static str,
     pub message: String,
     pub span: Span,
     pub label: String,
@@ -113,11 +116,12 @@ impl Node {
 pub fn parse(text: &str, base: usize) -> Result<Node, YamlError> {
     let offsets = CharOffsets::new(text, base);
     let mut parser = Parser::new_from_str(text);
-    let mut builder = Builder { stack: Vec::new(), anchors: HashMap::new(), root: None, offsets: &offsets };
+    let mut builder = Builder { stack: Vec::new(), anchors: HashMap::new(), root: None, offsets: &offsets, nodes: 0, text: 0 };
     while let Some(event) = parser.next_event() {
         let (event, span) = event.map_err(|e| {
             let at = offsets.byte(e.marker().index());
             YamlError {
+                code: "labrun::yaml",
                 message: format!("YAML syntax error: {}", e.info()),
                 span: Span::new(at, at + 1),
                 label: "here".into(),
@@ -128,6 +132,7 @@ pub fn parse(text: &str, base: usize) -> Result<Node, YamlError> {
             Event::DocumentStart(_) if builder.root.is_some() => {
                 let at = offsets.byte(span.start.index());
                 return Err(YamlError {
+                    code: "labrun::yaml",
                     message: "a lab block holds one YAML document; found a second `---`".into(),
                     span: Span::new(at, at + 3),
                     label: "second document starts here".into(),
@@ -162,16 +167,61 @@ impl CharOffsets {
     }
 }
 
+/// What a subtree costs once aliases are expanded: values, text bytes, and nesting height.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    text: usize,
+    height: usize,
+}
+
+impl Size {
+    fn add(&mut self, child: Size) {
+        self.nodes += child.nodes;
+        self.text += child.text;
+        self.height = self.height.max(child.height + 1);
+    }
+}
+
 enum Frame {
-    Seq { items: Vec<Node>, start: usize, anchor: usize },
-    Map { entries: Vec<(Node, Node)>, pending_key: Option<Node>, start: usize, anchor: usize },
+    Seq { items: Vec<Node>, start: usize, anchor: usize, size: Size },
+    Map { entries: Vec<(Node, Node)>, pending_key: Option<Node>, keys: Keys, start: usize, anchor: usize, size: Size },
+}
+
+/// The keys of one mapping so far, by type and text (a list or mapping key by its JSON form),
+/// so duplicate detection takes linear time.
+#[derive(Default)]
+struct Keys(HashMap<(u8, String), Span>);
+
+impl Keys {
+    /// The span of an earlier equal key, or records this one.
+    fn insert(&mut self, key: &Node) -> Option<Span> {
+        let id = match &key.kind {
+            Kind::Null => (0, String::new()),
+            Kind::Bool(_) => (1, key.key_text()),
+            Kind::Int(_) => (2, key.key_text()),
+            Kind::Float(_) => (3, key.key_text()),
+            Kind::Str(s) => (4, s.clone()),
+            Kind::Seq(_) | Kind::Map(_) => (5, key.to_json().to_string()),
+        };
+        match self.0.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(key.span);
+                None
+            }
+        }
+    }
 }
 
 struct Builder<'a> {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, (Node, Size)>,
     root: Option<Node>,
     offsets: &'a CharOffsets,
+    /// Values and text built so far, aliases counted at their expanded size.
+    nodes: usize,
+    text: usize,
 }
 
 impl Builder<'_> {
@@ -179,41 +229,59 @@ impl Builder<'_> {
         let sp = self.offsets.span(span);
         match event {
             Event::Scalar(value, style, anchor, _tag) => {
+                let size = Size { nodes: 1, text: value.len(), height: 0 };
+                self.spend(size, sp)?;
                 let node = Node { kind: scalar_kind(&value, style), span: sp };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), size));
                 }
-                self.push(node)
+                self.push(node, size)
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| YamlError {
-                    message: "unknown YAML alias".into(),
-                    span: sp,
-                    label: "no anchor with this name before here".into(),
-                    related: None,
-                })?;
-                self.push(Node { span: sp, ..node })
+                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
+                    return Err(YamlError {
+                        code: "labrun::yaml",
+                        message: "unknown YAML alias".into(),
+                        span: sp,
+                        label: "no anchor with this name before here".into(),
+                        related: None,
+                    });
+                };
+                // Counted before the copy is made: an alias bomb stops here, not in the allocator.
+                self.spend(size, sp).map_err(|e| YamlError { label: "this alias crosses the limit".into(), ..e })?;
+                let node = self.anchors[&id].0.clone();
+                self.push(Node { span: sp, ..node }, size)
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push(Frame::Seq { items: Vec::new(), start: sp.start, anchor });
+                self.open(sp)?;
+                self.stack.push(Frame::Seq { items: Vec::new(), start: sp.start, anchor, size: Size { nodes: 1, text: 0, height: 1 } });
                 Ok(())
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map { entries: Vec::new(), pending_key: None, start: sp.start, anchor });
+                self.open(sp)?;
+                self.stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    pending_key: None,
+                    keys: Keys::default(),
+                    start: sp.start,
+                    anchor,
+                    size: Size { nodes: 1, text: 0, height: 1 },
+                });
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(frame) = self.stack.pop() else {
                     return Err(YamlError {
+                        code: "labrun::yaml",
                         message: "YAML syntax error: unbalanced end of a list or mapping".into(),
                         span: sp,
                         label: "here".into(),
                         related: None,
                     });
                 };
-                let (kind, start, anchor) = match frame {
-                    Frame::Seq { items, start, anchor } => (Kind::Seq(items), start, anchor),
-                    Frame::Map { entries, start, anchor, .. } => (Kind::Map(entries), start, anchor),
+                let (kind, start, anchor, size) = match frame {
+                    Frame::Seq { items, start, anchor, size } => (Kind::Seq(items), start, anchor, size),
+                    Frame::Map { entries, start, anchor, size, .. } => (Kind::Map(entries), start, anchor, size),
                 };
                 let end = match &kind {
                     Kind::Seq(items) => items.last().map(|n| n.span.end),
@@ -224,33 +292,66 @@ impl Builder<'_> {
                 .max(start);
                 let node = Node { kind, span: Span::new(start, end) };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), size));
                 }
-                self.push(node)
+                self.push(node, size)
             }
             _ => Ok(()),
         }
     }
 
-    fn push(&mut self, node: Node) -> Result<(), YamlError> {
+    /// A list or mapping starts: one more level of nesting, one more value.
+    fn open(&mut self, sp: Span) -> Result<(), YamlError> {
+        if self.stack.len() >= YAML_MAX_DEPTH {
+            return Err(too_deep(sp));
+        }
+        self.spend(Size { nodes: 1, ..Size::default() }, sp)
+    }
+
+    /// Counts a value (with everything an alias brings along) against the document's budget.
+    fn spend(&mut self, size: Size, sp: Span) -> Result<(), YamlError> {
+        if self.stack.len() + size.height > YAML_MAX_DEPTH {
+            return Err(too_deep(sp));
+        }
+        self.nodes = self.nodes.saturating_add(size.nodes);
+        self.text = self.text.saturating_add(size.text);
+        if self.nodes > YAML_MAX_NODES || self.text > YAML_MAX_TEXT {
+            return Err(YamlError {
+                code: "labrun::yaml-too-large",
+                message: format!(
+                    "this YAML document expands to more than labrun allows ({YAML_MAX_NODES} values or {} MiB of text, aliases counted at their full size)",
+                    YAML_MAX_TEXT >> 20
+                ),
+                span: sp,
+                label: "the limit is crossed here".into(),
+                related: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, node: Node, size: Size) -> Result<(), YamlError> {
         match self.stack.last_mut() {
             None => {
                 self.root = Some(node);
                 Ok(())
             }
-            Some(Frame::Seq { items, .. }) => {
+            Some(Frame::Seq { items, size: total, .. }) => {
+                total.add(size);
                 items.push(node);
                 Ok(())
             }
-            Some(Frame::Map { entries, pending_key, .. }) => {
+            Some(Frame::Map { entries, pending_key, keys, size: total, .. }) => {
+                total.add(size);
                 match pending_key.take() {
                     None => {
-                        if let Some((first, _)) = entries.iter().find(|(k, _)| k.kind == node.kind) {
+                        if let Some(first) = keys.insert(&node) {
                             return Err(YamlError {
+                                code: "labrun::duplicate-key",
                                 message: format!("duplicate key `{}`", node.key_text()),
                                 span: node.span,
                                 label: "this key is already set".into(),
-                                related: Some(first.span),
+                                related: Some(first),
                             });
                         }
                         *pending_key = Some(node);
@@ -260,6 +361,16 @@ impl Builder<'_> {
                 Ok(())
             }
         }
+    }
+}
+
+fn too_deep(sp: Span) -> YamlError {
+    YamlError {
+        code: "labrun::yaml-too-deep",
+        message: format!("YAML nested more than {YAML_MAX_DEPTH} levels deep (aliases included)"),
+        span: sp,
+        label: "too deep here".into(),
+        related: None,
     }
 }
 
@@ -331,6 +442,32 @@ mod tests {
         let e = parse("a: 1\nb: 2\na: 3\n", 0).unwrap_err();
         assert_eq!(e.span.start, 10);
         assert_eq!(e.related.unwrap().start, 0);
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_among_many_and_among_complex_keys() {
+        // Linear time: 40,000 keys take minutes with pairwise comparison in a debug build.
+        let mut text: String = (0..40_000).map(|i| format!("k{i}: {i}\n")).collect();
+        text += "k777: again\n";
+        let started = std::time::Instant::now();
+        let e = parse(&text, 0).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!((e.code, e.message.as_str()), ("labrun::duplicate-key", "duplicate key `k777`"));
+        let e = parse("? [a, 1]\n: x\n1: y\n? [a, 1]\n: z\n", 0).unwrap_err();
+        assert_eq!(e.related.map(|r| r.start), Some(2));
+        // `1` and `"1"` are different keys.
+        assert!(parse("1: a\n'1': b\n", 0).is_ok());
+    }
+
+    #[test]
+    fn aliases_count_at_their_expanded_size() {
+        let ok = parse("a: &a [1, 2, 3]\nb: [*a, *a, *a]\n", 0).unwrap();
+        assert_eq!(ok.get("b").unwrap().to_json(), serde_json::json!([[1, 2, 3], [1, 2, 3], [1, 2, 3]]));
+        // A 1 MiB string repeated 20 times is 20 MiB of text: refused at the alias that crosses.
+        let text = format!("a: &a '{}'\nb: [{}]\n", "x".repeat(1 << 20), vec!["*a"; 20].join(", "));
+        let e = parse(&text, 0).unwrap_err();
+        assert_eq!(e.code, "labrun::yaml-too-large");
+        assert_eq!(&text[e.span.start..e.span.end], "*a");
     }
 
     #[test]

@@ -179,6 +179,158 @@ invalid!(
     1,
     "cannot run in check mode"
 );
+/// Billion laughs: nine levels of nine aliases would be 387 million values.
+fn alias_bomb() -> String {
+    let mut text = "- id: a\n  call: ec2:DescribeVpcs\n  with:\n    a: &a [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n".to_string();
+    for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i"]) {
+        text += &format!("    {name}: &{name} [{}]\n", vec![format!("*{prev}"); 9].join(", "));
+    }
+    text
+}
+
+invalid!(yaml_alias_bomb, vec![("1-a/_index.md", page(&alias_bomb()))], 1, "expands to more than labrun allows");
+invalid!(
+    yaml_nested_too_deep,
+    vec![(
+        "1-a/_index.md",
+        page(&format!("- id: a\n  call: ec2:DescribeVpcs\n  with: {{ Filters: {}{} }}\n", "[".repeat(70), "]".repeat(70)))
+    )],
+    1,
+    "nested more than 64 levels deep"
+);
+invalid!(
+    jmespath_too_complex,
+    vec![(
+        "1-a/_index.md",
+        page(&format!(
+            "- id: a\n  call: ec2:DescribeVpcs\n  outputs: {{ id: \"{}Vpcs{}\" }}\n  expect: {{ \"{}Vpcs\": true }}\n",
+            "(".repeat(60),
+            ")".repeat(60),
+            "!".repeat(51)
+        ))
+    )],
+    2,
+    "nests 60 levels deep; labrun allows at most 50"
+);
+invalid!(
+    values_out_of_range,
+    vec![(
+        "1-a/_index.md",
+        page(
+            "- id: a\n  call: ec2:DescribeVpcs\n  timeout: 999999h\n  interval: 0s\n  retry: { attempts: 50, delay: 1h }\n- id: b\n  call: ec2:DescribeVpcs\n  timeout: 1m\n  interval: 5m\n"
+        )
+    )],
+    5,
+    "`timeout: 999999h` is longer than labrun allows (24h)"
+);
+
+#[test]
+fn limits_are_not_in_the_way_of_ordinary_labs() {
+    // A few aliases, the largest bounds themselves, and a list just under the cap load cleanly.
+    let items = vec!["x"; labrun_lab::limits::MAX_FOR_EACH_ITEMS].join(", ");
+    let (text, errors) = diagnose(&[(
+        "1-a/_index.md",
+        &page(&format!(
+            "- id: a\n  call: ec2:DescribeVpcs\n  with: {{ Filters: [ &f {{ Name: \"tag:Name\", Values: [ Lab VPC ] }}, *f, *f ] }}\n  timeout: 24h\n  interval: 100ms\n  retry: {{ attempts: 20, delay: 10ms }}\n- id: b\n  call: ec2:DescribeVpcs\n  with: {{ VpcIds: [ \"{{{{ item }}}}\" ] }}\n  for_each: [ {items} ]\n"
+        )),
+    )]);
+    assert_eq!(errors, 0, "{text}");
+}
+
+#[test]
+fn a_long_for_each_list_or_expression_is_refused() {
+    let items = vec!["x"; labrun_lab::limits::MAX_FOR_EACH_ITEMS + 1].join(", ");
+    let long = vec!["Vpcs"; 1000].join(" || ");
+    let dir = workshop(&[(
+        "1-a/_index.md",
+        &page(&format!(
+            "- id: a\n  call: ec2:DescribeVpcs\n  with: {{ VpcIds: [ \"{{{{ item }}}}\" ] }}\n  for_each: [ {items} ]\n  outputs: {{ id: \"{long}\" }}\n"
+        )),
+    )]);
+    let loaded = labrun_lab::load(dir.path()).unwrap();
+    let lines: Vec<String> = loaded.diagnostics.iter().map(|d| d.one_line()).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("error[labrun::out-of-range]: `for_each` lists 1001 items")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("error[labrun::jmespath-too-complex]: JMESPath expression is 7996 bytes long")), "{lines:#?}");
+    // Both point into the page: file, line and column.
+    assert!(loaded.diagnostics.iter().all(|d| d.location().is_some_and(|l| l.line == 11 || l.line == 12)), "{lines:#?}");
+}
+
+/// Runs `f` on a thread with a 2 MiB stack, as test threads and tokio's workers have.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().expect("no panic and no stack overflow")
+}
+
+#[test]
+fn deeply_nested_jmespath_is_refused_on_a_small_stack() {
+    // Each is under the length limit and would overflow a 2 MiB stack inside the `jmespath`
+    // crate (they do at 100 to 400 levels); the depth limit stops them before it parses.
+    let deep = [
+        format!("{}a{}", "(".repeat(1000), ")".repeat(1000)),
+        format!("{}a{}", "[".repeat(1000), "]".repeat(1000)),
+        format!("{}a{}", "{a:".repeat(1000), "}".repeat(1000)),
+        format!("{}a", "!".repeat(4000)),
+        format!("{}a", "&".repeat(4000)),
+        format!("a{}", "[]".repeat(1000)),
+        vec!["a"; 1000].join("."),
+        format!("{}a{}", "length(".repeat(500), ")".repeat(500)),
+    ];
+    for expr in deep {
+        let shown = format!("{}…", &expr[..20]);
+        let (codes, text) = on_small_stack(move || {
+            let dir = workshop(&[("1-a/_index.md", &page(&format!("- id: a\n  call: ec2:DescribeVpcs\n  outputs: {{ id: '{expr}' }}\n")))]);
+            let loaded = labrun_lab::load(dir.path()).unwrap();
+            (
+                loaded.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(),
+                loaded.diagnostics.iter().map(|d| d.one_line()).collect::<Vec<_>>(),
+            )
+        });
+        assert_eq!(codes, ["labrun::jmespath-too-complex"], "{shown}: {text:?}");
+        assert!(text[0].contains("1-a/_index.md:10:"), "{text:?}");
+    }
+}
+
+#[test]
+fn yaml_that_nests_through_aliases_is_refused() {
+    // Each alias adds 60 levels while adding few values: the depth limit counts what aliases bring.
+    let mut text = "- id: a\n  call: ec2:DescribeVpcs\n  with:\n    a0: &a0 x\n".to_string();
+    for i in 1..40 {
+        text += &format!("    a{i}: &a{i} {}*a{}{}\n", "[".repeat(60), i - 1, "]".repeat(60));
+    }
+    let (out, errors) = on_small_stack(move || diagnose(&[("1-a/_index.md", &page(&text))]));
+    assert_eq!(errors, 1, "{out}");
+    assert!(out.contains("labrun::yaml-too-deep"), "{out}");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_folders_are_walked_once_and_loops_are_reported() {
+    use std::os::unix::fs::symlink;
+    let dir = workshop(&[
+        ("1-a/_index.md", "---\ntitle: A\n---\n"),
+        ("1-a/1.1-b/_index.md", "---\ntitle: B\n---\n"),
+        ("2-c/_index.md", "---\ntitle: C\n---\n"),
+    ]);
+    let elsewhere = workshop(&[("_index.md", "---\ntitle: Elsewhere\n---\n")]);
+    let root = dir.path();
+    symlink("..", root.join("1-a/1.1-b/up")).unwrap(); // back to 1-a
+    symlink(root, root.join("2-c/root")).unwrap(); // back to the workshop root
+    symlink(root.join("1-a/1.1-b"), root.join("0-again")).unwrap(); // a second way to 1.1
+    symlink(elsewhere.path(), root.join("3-shared")).unwrap(); // outside: followed
+    let loaded = labrun_lab::load(root).unwrap();
+    let titles: Vec<&str> = loaded.workshop.chapters.iter().map(|c| c.title.as_str()).collect();
+    assert_eq!(titles, ["A", "B", "C", "Elsewhere"]);
+    assert!(loaded.diagnostics.iter().all(|d| !d.is_error()), "{}", render_plain(&loaded.diagnostics));
+    let codes: Vec<&str> = loaded.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["labrun::symlink-duplicate", "labrun::symlink-loop", "labrun::symlink-loop"]);
+    let real = std::fs::canonicalize(root).unwrap();
+    let text = render_plain(&loaded.diagnostics)
+        .replace(&format!("{}/", root.display()), "")
+        .replace(&format!("{}/", real.display()), "")
+        .replace(&real.display().to_string(), "<workshop>")
+        .replace(&root.display().to_string(), "<workshop>");
+    insta::assert_snapshot!("symlink_loop", text);
+}
 
 #[test]
 fn several_errors_are_reported_in_one_run() {
@@ -400,4 +552,170 @@ fn mutated_chapter_pages_never_panic() {
             let _ = std::fs::remove_file(&target);
         }
     }
+}
+
+/// xorshift64: a fixed seed makes every generated case reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+const ODD_SCALARS: &[&str] = &[
+    "99999999999999999999999999",
+    "-9223372036854775809",
+    "1e999",
+    "1.5e308",
+    "-0.0",
+    ".inf",
+    "0x1F",
+    "0001",
+    "~",
+    "no",
+    "\"tên: Tạo VPC 🚀\"",
+    "\"\\u202e\\u0000\"",
+    "'{{ item }}'",
+    "\"{{ steps['a'].id }}\"",
+    "\"{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}\"",
+    "\"{{ \"",
+    "ec2:DescribeVpcs",
+    "999999h",
+    "0s",
+    "Vpcs[0].VpcId",
+];
+
+/// A JMESPath-ish string: mostly valid pieces, sometimes very deep or very long.
+fn gen_jmespath(rng: &mut Rng, depth: usize) -> String {
+    if depth == 0 || rng.below(4) == 0 {
+        return rng.pick(&["a", "Vpcs", "@", "'raw (['", "\"q[\"", "`[1,{\"a\":2}]`", "`\"x\"`", "length(Vpcs)", "*"]).to_string();
+    }
+    let inner = gen_jmespath(rng, depth - 1);
+    match rng.below(14) {
+        0 => format!("{inner}.{}", gen_jmespath(rng, depth - 1)),
+        1 => format!("{inner} | {}", gen_jmespath(rng, depth - 1)),
+        2 => format!("{inner} || {}", gen_jmespath(rng, depth - 1)),
+        3 => format!("!{inner}"),
+        4 => format!("&{inner}"),
+        5 => format!("({inner})"),
+        6 => format!("[{inner}, a]"),
+        7 => format!("{{a: {inner}}}"),
+        8 => format!("{inner}[?a == {}]", gen_jmespath(rng, depth - 1)),
+        9 => format!("{inner}[]"),
+        10 => format!("{inner}[*]"),
+        11 => format!("sort_by({inner}, &a)"),
+        // Far past every limit, balanced or not.
+        12 => {
+            let (open, close) = [("(", ")"), ("[", "]"), ("{a:", "}"), ("!", ""), ("&", ""), ("a.", "")][rng.below(6)];
+            let n = 1 + rng.below(3000);
+            format!("{}{inner}{}", open.repeat(n), close.repeat(if rng.below(2) == 0 { n } else { rng.below(n) }))
+        }
+        _ => format!("{inner}[{}:{}]", rng.below(5) as i64 - 2, rng.below(5)),
+    }
+}
+
+/// A YAML value: flow collections, anchors and aliases, odd scalars, generated expressions.
+fn gen_yaml(rng: &mut Rng, depth: usize) -> String {
+    let anchor = |rng: &mut Rng| if rng.below(5) == 0 { format!("&{} ", rng.pick(&["a", "b", "c"])) } else { String::new() };
+    if depth == 0 || rng.below(3) == 0 {
+        return match rng.below(6) {
+            0 => format!("*{}", rng.pick(&["a", "b", "c", "nope"])),
+            1 => format!("\"{}\"", gen_jmespath(rng, 4).replace('\\', "\\\\").replace('"', "\\\"")),
+            _ => format!("{}{}", anchor(rng), rng.pick(ODD_SCALARS)),
+        };
+    }
+    match rng.below(8) {
+        0 => {
+            // Far deeper than the limit.
+            let n = 1 + rng.below(200);
+            format!("{}x{}", "[".repeat(n), "]".repeat(n))
+        }
+        1..=3 => {
+            let items: Vec<String> = (0..rng.below(5)).map(|_| gen_yaml(rng, depth - 1)).collect();
+            format!("{}[{}]", anchor(rng), items.join(", "))
+        }
+        _ => {
+            let items: Vec<String> =
+                (0..rng.below(5)).map(|i| format!("{}{i}: {}", rng.pick(&["k", "Name", "?", "*a"]), gen_yaml(rng, depth - 1))).collect();
+            format!("{}{{{}}}", anchor(rng), items.join(", "))
+        }
+    }
+}
+
+/// A lab block: steps with generated fields, now and then a billion-laughs tail.
+fn gen_block(rng: &mut Rng) -> String {
+    let mut text = String::new();
+    for i in 0..1 + rng.below(3) {
+        text += &format!("- id: s{i}\n  call: {}\n", rng.pick(&["ec2:DescribeVpcs", "ec2:CreateVpc", "iam:GetRole", "nope"]));
+        for _ in 0..rng.below(6) {
+            let field =
+                rng.pick(&["with", "outputs", "expect", "until", "timeout", "interval", "retry", "for_each", "when", "cleanup", "title"]);
+            let value = match field {
+                "outputs" => format!("{{ x: '{}' }}", gen_jmespath(rng, 6).replace('\'', "''")),
+                "expect" | "until" => format!("{{ '{}': {} }}", gen_jmespath(rng, 6).replace('\'', "''"), gen_yaml(rng, 3)),
+                "retry" => format!("{{ attempts: {}, delay: {} }}", gen_yaml(rng, 0), gen_yaml(rng, 0)),
+                _ => gen_yaml(rng, 6),
+            };
+            text += &format!("  {field}: {value}\n");
+        }
+    }
+    if rng.below(8) == 0 {
+        text += "- &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+        for l in 1..9 {
+            text += &format!("- &l{l} [{}]\n", vec![format!("*l{}", l - 1); 9].join(", "));
+        }
+    }
+    text
+}
+
+/// Generated hostile lab pages (deep nesting, aliases, huge numbers, odd unicode, deep and long
+/// JMESPath, runaway templates) load on a 2 MiB stack without panicking, each in well under a
+/// second, and every diagnostic they produce points into the page.
+#[test]
+fn generated_hostile_pages_load_quickly_on_a_small_stack() {
+    on_small_stack(|| {
+        let mut rng = Rng(0x5DEE_CE66_D1CE_B00C);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("1-x")).unwrap();
+        let started = std::time::Instant::now();
+        let mut codes = std::collections::BTreeSet::new();
+        for case in 0..300 {
+            let text = page(&gen_block(&mut rng));
+            std::fs::write(dir.path().join("1-x/_index.md"), &text).unwrap();
+            let t = std::time::Instant::now();
+            let loaded = labrun_lab::load(dir.path()).unwrap();
+            let rendered = render_plain(&loaded.diagnostics);
+            assert!(t.elapsed() < std::time::Duration::from_secs(2), "case {case} took {:?}:\n{text}", t.elapsed());
+            for d in &loaded.diagnostics {
+                assert!(d.location().is_some_and(|l| l.file.ends_with("1-x/_index.md")), "case {case}: {}\n{text}", d.one_line());
+            }
+            assert!(loaded.diagnostics.is_empty() || !rendered.is_empty());
+            codes.extend(loaded.diagnostics.iter().map(|d| d.code));
+        }
+        // The generator does reach every limit (otherwise it tests nothing).
+        for code in ["labrun::yaml-too-large", "labrun::yaml-too-deep", "labrun::jmespath-too-complex", "labrun::out-of-range"] {
+            assert!(codes.contains(code), "{code} never reached: {codes:?}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    });
+}
+
+#[test]
+fn deep_toml_front_matter_is_refused_on_a_small_stack() {
+    let (text, errors) = on_small_stack(|| {
+        let deep = format!("+++\ntitle = \"A\"\n[labrun]\nvars = {{ a = {}1{} }}\n+++\n", "[".repeat(5000), "]".repeat(5000));
+        diagnose(&[("1-a/_index.md", &deep)])
+    });
+    assert_eq!(errors, 1, "{text}");
+    assert!(text.contains("TOML front matter does not parse"), "{text}");
 }
