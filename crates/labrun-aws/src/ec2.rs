@@ -66,7 +66,7 @@ pub async fn call(c: &aws_sdk_ec2::Client, action: &str, p: &mut Params) -> Resu
             send!(c.run_instances().min_count(min.unwrap_or(1)).max_count(max.or(min).unwrap_or(1)), p, {
                 "ImageId" => set_image_id, "InstanceType" => set_instance_type, "SubnetId" => set_subnet_id,
                 "SecurityGroupIds" => set_security_group_ids, "KeyName" => set_key_name, "IamInstanceProfile" => set_iam_instance_profile,
-                "TagSpecifications" => set_tag_specifications})
+                "TagSpecifications" => set_tag_specifications, "ClientToken" => set_client_token})
             .to_json()
         }
         "TerminateInstances" => send!(c.terminate_instances(), p, {"InstanceIds" => set_instance_ids}).to_json(),
@@ -78,7 +78,7 @@ pub async fn call(c: &aws_sdk_ec2::Client, action: &str, p: &mut Params) -> Resu
         "CreateVpcEndpoint" => send!(c.create_vpc_endpoint(), p, {
             "VpcId" => set_vpc_id, "ServiceName" => set_service_name, "VpcEndpointType" => set_vpc_endpoint_type, "SubnetIds" => set_subnet_ids,
             "SecurityGroupIds" => set_security_group_ids, "RouteTableIds" => set_route_table_ids, "PrivateDnsEnabled" => set_private_dns_enabled,
-            "PolicyDocument" => set_policy_document, "TagSpecifications" => set_tag_specifications})
+            "PolicyDocument" => set_policy_document, "TagSpecifications" => set_tag_specifications, "ClientToken" => set_client_token})
         .to_json(),
         "DeleteVpcEndpoints" => send!(c.delete_vpc_endpoints(), p, {"VpcEndpointIds" => set_vpc_endpoint_ids}).to_json(),
         "DescribeVpcEndpoints" => send!(c.describe_vpc_endpoints(), p, {"VpcEndpointIds" => set_vpc_endpoint_ids, "Filters" => set_filters}).to_json(),

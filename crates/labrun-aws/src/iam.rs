@@ -11,7 +11,9 @@ use serde_json::Value;
 macro_rules! all_pages {
     ($builder:expr, $p:ident, { $($name:literal => $set:ident),* $(,)? }, $key:literal) => {{
         let mut items = Vec::new();
-        let mut pages = with_params!($builder, $p, { $($name => $set),* }).into_paginator().items().send();
+        // The largest pages IAM serves: a whole listing is retried as one call, so fewer pages
+        // means fewer chances for one throttled page to fail it.
+        let mut pages = with_params!($builder, $p, { $($name => $set),* }).into_paginator().page_size(1000).items().send();
         while let Some(item) = pages.next().await {
             items.push(item.map_err(sdk_error)?.to_json());
         }
@@ -50,27 +52,36 @@ async fn dispatch(c: &aws_sdk_iam::Client, action: &str, p: &mut Params) -> Resu
                                                   "Description" => set_description, "Path" => set_path, "Tags" => set_tags}).to_json(),
         "DeleteRole" => send!(c.delete_role(), p, {"RoleName" => set_role_name}).to_json(),
         "GetRole" => send!(c.get_role(), p, {"RoleName" => set_role_name}).to_json(),
-        // IAM lists come in pages of 100: follow them, so a lookup by name sees the whole account.
+        // IAM lists come in pages of 100: follow them, so a lookup by name sees the whole account
+        // (and the sweep sees every tag, policy and key of what it deletes).
         "ListRoles" => all_pages!(c.list_roles(), p, {"PathPrefix" => set_path_prefix}, "Roles"),
         "AttachRolePolicy" => send!(c.attach_role_policy(), p, {"RoleName" => set_role_name, "PolicyArn" => set_policy_arn}).to_json(),
         "DetachRolePolicy" => send!(c.detach_role_policy(), p, {"RoleName" => set_role_name, "PolicyArn" => set_policy_arn}).to_json(),
-        "ListAttachedRolePolicies" => send!(c.list_attached_role_policies(), p, {"RoleName" => set_role_name}).to_json(),
+        "ListAttachedRolePolicies" => all_pages!(c.list_attached_role_policies(), p, {"RoleName" => set_role_name}, "AttachedPolicies"),
+        "ListRolePolicies" => all_pages!(c.list_role_policies(), p, {"RoleName" => set_role_name}, "PolicyNames"),
+        "DeleteRolePolicy" => send!(c.delete_role_policy(), p, {"RoleName" => set_role_name, "PolicyName" => set_policy_name}).to_json(),
+        "ListRoleTags" => all_pages!(c.list_role_tags(), p, {"RoleName" => set_role_name}, "Tags"),
+        "ListInstanceProfilesForRole" => all_pages!(c.list_instance_profiles_for_role(), p, {"RoleName" => set_role_name}, "InstanceProfiles"),
         "CreateInstanceProfile" => send!(c.create_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name, "Path" => set_path, "Tags" => set_tags}).to_json(),
         "DeleteInstanceProfile" => send!(c.delete_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name}).to_json(),
         "GetInstanceProfile" => send!(c.get_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name}).to_json(),
         "ListInstanceProfiles" => all_pages!(c.list_instance_profiles(), p, {"PathPrefix" => set_path_prefix}, "InstanceProfiles"),
         "AddRoleToInstanceProfile" => send!(c.add_role_to_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name, "RoleName" => set_role_name}).to_json(),
         "RemoveRoleFromInstanceProfile" => send!(c.remove_role_from_instance_profile(), p, {"InstanceProfileName" => set_instance_profile_name, "RoleName" => set_role_name}).to_json(),
+        "ListInstanceProfileTags" => all_pages!(c.list_instance_profile_tags(), p, {"InstanceProfileName" => set_instance_profile_name}, "Tags"),
         "CreateUser" => send!(c.create_user(), p, {"UserName" => set_user_name, "Path" => set_path, "Tags" => set_tags}).to_json(),
         "DeleteUser" => send!(c.delete_user(), p, {"UserName" => set_user_name}).to_json(),
         "GetUser" => send!(c.get_user(), p, {"UserName" => set_user_name}).to_json(),
         "ListUsers" => all_pages!(c.list_users(), p, {"PathPrefix" => set_path_prefix}, "Users"),
         "AttachUserPolicy" => send!(c.attach_user_policy(), p, {"UserName" => set_user_name, "PolicyArn" => set_policy_arn}).to_json(),
         "DetachUserPolicy" => send!(c.detach_user_policy(), p, {"UserName" => set_user_name, "PolicyArn" => set_policy_arn}).to_json(),
-        "ListAttachedUserPolicies" => send!(c.list_attached_user_policies(), p, {"UserName" => set_user_name}).to_json(),
+        "ListAttachedUserPolicies" => all_pages!(c.list_attached_user_policies(), p, {"UserName" => set_user_name}, "AttachedPolicies"),
+        "ListUserPolicies" => all_pages!(c.list_user_policies(), p, {"UserName" => set_user_name}, "PolicyNames"),
+        "DeleteUserPolicy" => send!(c.delete_user_policy(), p, {"UserName" => set_user_name, "PolicyName" => set_policy_name}).to_json(),
+        "ListUserTags" => all_pages!(c.list_user_tags(), p, {"UserName" => set_user_name}, "Tags"),
         "CreateAccessKey" => send!(c.create_access_key(), p, {"UserName" => set_user_name}).to_json(),
         "DeleteAccessKey" => send!(c.delete_access_key(), p, {"UserName" => set_user_name, "AccessKeyId" => set_access_key_id}).to_json(),
-        "ListAccessKeys" => send!(c.list_access_keys(), p, {"UserName" => set_user_name}).to_json(),
+        "ListAccessKeys" => all_pages!(c.list_access_keys(), p, {"UserName" => set_user_name}, "AccessKeyMetadata"),
         "GetAccessKeyLastUsed" => send!(c.get_access_key_last_used(), p, {"AccessKeyId" => set_access_key_id}).to_json(),
         _ => return Err(crate::unbound("iam", action)),
     })
@@ -99,7 +110,7 @@ to_json! {
     o::get_role::GetRoleOutput { "Role" => role }
     o::attach_role_policy::AttachRolePolicyOutput {}
     o::detach_role_policy::DetachRolePolicyOutput {}
-    o::list_attached_role_policies::ListAttachedRolePoliciesOutput { "AttachedPolicies" => attached_policies }
+    o::delete_role_policy::DeleteRolePolicyOutput {}
     o::create_instance_profile::CreateInstanceProfileOutput { "InstanceProfile" => instance_profile }
     o::delete_instance_profile::DeleteInstanceProfileOutput {}
     o::get_instance_profile::GetInstanceProfileOutput { "InstanceProfile" => instance_profile }
@@ -110,10 +121,9 @@ to_json! {
     o::get_user::GetUserOutput { "User" => user }
     o::attach_user_policy::AttachUserPolicyOutput {}
     o::detach_user_policy::DetachUserPolicyOutput {}
-    o::list_attached_user_policies::ListAttachedUserPoliciesOutput { "AttachedPolicies" => attached_policies }
+    o::delete_user_policy::DeleteUserPolicyOutput {}
     o::create_access_key::CreateAccessKeyOutput { "AccessKey" => access_key }
     o::delete_access_key::DeleteAccessKeyOutput {}
-    o::list_access_keys::ListAccessKeysOutput { "AccessKeyMetadata" => access_key_metadata }
     o::get_access_key_last_used::GetAccessKeyLastUsedOutput { "UserName" => user_name, "AccessKeyLastUsed" => access_key_last_used }
     t::AccessKeyLastUsed { "LastUsedDate" => last_used_date, "ServiceName" => service_name, "Region" => region }
 }

@@ -240,12 +240,6 @@ impl Params {
         }
     }
 
-    /// Takes a parameter labrun itself adds (not sent to AWS).
-    pub fn take_internal(&mut self, name: &str) -> Option<Value> {
-        self.taken.insert(name.to_string());
-        self.map.get(name).cloned()
-    }
-
     /// Names the binding read, for the catalog/binding consistency test.
     pub fn taken(&self) -> &HashSet<String> {
         &self.taken

@@ -1,6 +1,6 @@
 //! SSM and STS bindings.
 
-use crate::ec2::send;
+use crate::ec2::{send, with_params};
 use crate::json::{Params, ToJson, enum_json, from_json, to_json};
 use crate::{CallError, sdk_error};
 use aws_sdk_ssm::operation as o;
@@ -10,6 +10,19 @@ use serde_json::Value;
 pub async fn call(c: &aws_sdk_ssm::Client, action: &str, p: &mut Params) -> Result<Value, CallError> {
     Ok(match action {
         "GetParameter" => send!(c.get_parameter(), p, {"Name" => set_name, "WithDecryption" => set_with_decryption}).to_json(),
+        "PutParameter" => send!(c.put_parameter(), p, {"Name" => set_name, "Value" => set_value, "Type" => set_type,
+                                                      "Description" => set_description, "Tags" => set_tags}).to_json(),
+        "DeleteParameter" => send!(c.delete_parameter(), p, {"Name" => set_name}).to_json(),
+        // Pages hold 10 parameters by default: follow them, so the sweep and inventory see all.
+        "DescribeParameters" => {
+            let mut items = Vec::new();
+            let mut pages = with_params!(c.describe_parameters(), p, {"ParameterFilters" => set_parameter_filters}).into_paginator().page_size(50).send();
+            while let Some(page) = pages.next().await {
+                items.extend(page.map_err(sdk_error)?.parameters().iter().map(ToJson::to_json));
+            }
+            serde_json::json!({ "Parameters": items })
+        }
+        "ListTagsForResource" => send!(c.list_tags_for_resource(), p, {"ResourceType" => set_resource_type, "ResourceId" => set_resource_id}).to_json(),
         "CreateDocument" => send!(c.create_document(), p, {"Name" => set_name, "Content" => set_content, "DocumentType" => set_document_type,
                                                           "DocumentFormat" => set_document_format, "Tags" => set_tags}).to_json(),
         "UpdateDocument" => send!(c.update_document(), p, {"Name" => set_name, "Content" => set_content, "DocumentVersion" => set_document_version,
@@ -17,7 +30,14 @@ pub async fn call(c: &aws_sdk_ssm::Client, action: &str, p: &mut Params) -> Resu
         "DeleteDocument" => send!(c.delete_document(), p, {"Name" => set_name}).to_json(),
         "UpdateDocumentDefaultVersion" => send!(c.update_document_default_version(), p, {"Name" => set_name, "DocumentVersion" => set_document_version}).to_json(),
         "GetDocument" => send!(c.get_document(), p, {"Name" => set_name, "DocumentVersion" => set_document_version, "DocumentFormat" => set_document_format}).to_json(),
-        "ListDocuments" => send!(c.list_documents(), p, {"Filters" => set_filters}).to_json(),
+        "ListDocuments" => {
+            let mut items = Vec::new();
+            let mut pages = with_params!(c.list_documents(), p, {"Filters" => set_filters}).into_paginator().page_size(50).items().send();
+            while let Some(item) = pages.next().await {
+                items.push(item.map_err(sdk_error)?.to_json());
+            }
+            serde_json::json!({ "DocumentIdentifiers": items })
+        }
         "DescribeInstanceInformation" => send!(c.describe_instance_information(), p, {"Filters" => set_filters}).to_json(),
         "StartSession" => send!(c.start_session(), p, {"Target" => set_target, "DocumentName" => set_document_name, "Parameters" => set_parameters}).to_json(),
         "TerminateSession" => send!(c.terminate_session(), p, {"SessionId" => set_session_id}).to_json(),
@@ -38,11 +58,12 @@ from_json! {
     t::DocumentKeyValuesFilter { "Key" => set_key, "Values" => set_values }
     t::InstanceInformationStringFilter { "Key" => set_key, "Values" => set_values }
     t::SessionFilter { "key" => set_key, "value" => set_value }
+    t::ParameterStringFilter { "Key" => set_key, "Option" => set_option, "Values" => set_values }
 }
 
 enum_json! {
     t::DocumentType, t::DocumentFormat, t::DocumentStatus, t::ParameterType, t::PingStatus, t::PlatformType, t::SessionState,
-    t::SessionStatus, t::SessionFilterKey, t::ResourceTypeForTagging, t::ResourceType,
+    t::SessionStatus, t::SessionFilterKey, t::ResourceTypeForTagging, t::ResourceType, t::ParameterTier,
 }
 
 to_json! {
@@ -59,6 +80,11 @@ to_json! {
     t::Session { "SessionId" => session_id, "Target" => target, "Status" => status, "StartDate" => start_date, "EndDate" => end_date,
                  "DocumentName" => document_name, "Owner" => owner }
     o::get_parameter::GetParameterOutput { "Parameter" => parameter }
+    o::put_parameter::PutParameterOutput { "Version" => version, "Tier" => tier }
+    o::delete_parameter::DeleteParameterOutput {}
+    t::ParameterMetadata { "Name" => name, "ARN" => arn, "Type" => r#type, "Description" => description, "Version" => version,
+                           "LastModifiedDate" => last_modified_date, "Tier" => tier, "DataType" => data_type }
+    o::list_tags_for_resource::ListTagsForResourceOutput { "TagList" => tag_list }
     o::create_document::CreateDocumentOutput { "DocumentDescription" => document_description }
     o::update_document::UpdateDocumentOutput { "DocumentDescription" => document_description }
     o::delete_document::DeleteDocumentOutput {}
@@ -66,7 +92,6 @@ to_json! {
     t::DocumentDefaultVersionDescription { "Name" => name, "DefaultVersion" => default_version, "DefaultVersionName" => default_version_name }
     o::get_document::GetDocumentOutput { "Name" => name, "DocumentType" => document_type, "DocumentFormat" => document_format,
                                          "DocumentVersion" => document_version, "Status" => status, "Content" => content }
-    o::list_documents::ListDocumentsOutput { "DocumentIdentifiers" => document_identifiers }
     o::describe_instance_information::DescribeInstanceInformationOutput { "InstanceInformationList" => instance_information_list }
     o::start_session::StartSessionOutput { "SessionId" => session_id, "StreamUrl" => stream_url, "TokenValue" => token_value }
     o::terminate_session::TerminateSessionOutput { "SessionId" => session_id }

@@ -25,6 +25,8 @@ const LISTINGS: &[(&str, &str, &str, &str)] = &[
     ("iam-user", "iam:ListUsers", "{}", "Users[].UserName"),
     ("bucket", "s3:ListBuckets", "{}", "Buckets[].Name"),
     ("ssm-document", "ssm:ListDocuments", r#"{"Filters": [{"Key": "Owner", "Values": ["Self"]}]}"#, "DocumentIdentifiers[].Name"),
+    // AWS's public parameters (`/aws/service/...`) are not the account's; LocalStack lists them.
+    ("ssm-parameter", "ssm:DescribeParameters", "{}", "Parameters[?!starts_with(Name, '/aws/')].Name"),
 ];
 
 /// Takes the inventory of the backend's account and region.
@@ -39,6 +41,32 @@ pub async fn take(b: &dyn Backend) -> Result<Inventory, String> {
         inv.insert(kind, set);
     }
     Ok(inv)
+}
+
+/// EC2 resources one run made more than once from the same step (two internet gateways where
+/// the chapter asks for one): `kind made N times by step S` lines. Every create carries
+/// `labrun:run` and `labrun:step` tags, so a duplicate of a create whose answer was lost shows.
+pub async fn duplicates(b: &dyn Backend, run_id: &str) -> Result<Vec<String>, String> {
+    let op = catalog::operation("ec2:DescribeTags").expect("catalog has ec2:DescribeTags");
+    let resp = b
+        .call(op, &json!({"Filters": [{"Name": "key", "Values": ["labrun:step"]}]}))
+        .await
+        .map_err(|e| format!("duplicates {}: {e}", op.name))?;
+    let runs = b
+        .call(op, &json!({"Filters": [{"Name": "key", "Values": ["labrun:run"]}, {"Name": "value", "Values": [run_id]}]}))
+        .await
+        .map_err(|e| format!("duplicates {}: {e}", op.name))?;
+    let ours: BTreeSet<&str> = runs["Tags"].as_array().into_iter().flatten().filter_map(|t| t["ResourceId"].as_str()).collect();
+    let mut count: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for t in resp["Tags"].as_array().into_iter().flatten() {
+        let (Some(id), Some(kind), Some(step)) = (t["ResourceId"].as_str(), t["ResourceType"].as_str(), t["Value"].as_str()) else {
+            continue;
+        };
+        if ours.contains(id) {
+            *count.entry((kind.to_string(), step.to_string())).or_default() += 1;
+        }
+    }
+    Ok(count.into_iter().filter(|(_, n)| *n > 1).map(|((kind, step), n)| format!("{kind} made {n} times by step {step}")).collect())
 }
 
 /// What `after` has that `before` did not, as `kind id` lines.

@@ -58,6 +58,25 @@ pub enum Undo {
     Restore { capture: &'static str, capture_params: &'static str, op: &'static str, params: &'static str },
 }
 
+/// How to find what an attempt made when its answer was lost (the create may have happened).
+/// Every JMESPath here is data, so `down` can resolve a write-ahead intent without the lab.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup {
+    /// A read-only operation that finds the resource.
+    pub op: &'static str,
+    /// JMESPath over `{request, run, step}` giving its parameters (`run` and `step` are the
+    /// values of the `labrun:run` and `labrun:step` tags the create carried).
+    pub params: &'static str,
+    /// JMESPath over the read's response giving the candidate items (a list).
+    pub items: &'static str,
+    /// `(item field, request field)` pairs that must be equal for an item to be ours.
+    pub matching: &'static [(&'static str, &'static str)],
+    /// Keep only items whose `Tags` carry this run's `labrun:run` and `labrun:step` values.
+    pub tagged: bool,
+    /// JMESPath over the list of matching items giving the create's response.
+    pub response: &'static str,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Operation {
     /// `ec2:CreateVpc`
@@ -72,6 +91,14 @@ pub struct Operation {
     pub real_aws_only: bool,
     /// The operation is labrun's own (computed from several reads), not an AWS API.
     pub synthetic: bool,
+    /// The request member that makes repeats of one create return the first result
+    /// (`ClientToken`); labrun fills it once per step and keeps it across retries.
+    pub client_token: Option<&'static str>,
+    /// How to find the result of an attempt whose answer was lost, before trying again.
+    pub lookup: Option<&'static Lookup>,
+    /// Error codes that, after an attempt whose answer was lost, mean that attempt did it
+    /// (`InvalidPermission.Duplicate`, `EntityAlreadyExists`, ...).
+    pub already: &'static [&'static str],
 }
 
 impl Operation {
@@ -140,11 +167,94 @@ const fn read(name: &'static str, params: &'static [Param]) -> Operation {
         secrets: &[],
         real_aws_only: false,
         synthetic: false,
+        client_token: None,
+        lookup: None,
+        already: &[],
     }
 }
 const fn write(name: &'static str, params: &'static [Param], tagging: Tagging, undo: Undo) -> Operation {
-    Operation { name, read_only: false, params, tagging, undo, secrets: &[], real_aws_only: false, synthetic: false }
+    Operation { read_only: false, tagging, undo, ..read(name, params) }
 }
+/// A create whose lost answer is resolved by `lookup`, and whose repeat may answer `already`.
+const fn found_by(op: Operation, lookup: &'static Lookup, already: &'static [&'static str]) -> Operation {
+    Operation { lookup: Some(lookup), already, ..op }
+}
+/// A change that is safe to repeat, whose repeat may answer one of `already`.
+const fn repeatable(op: Operation, already: &'static [&'static str]) -> Operation {
+    Operation { already, ..op }
+}
+
+/// EC2 resources labrun created are found again by the `labrun:run` and `labrun:step` tags.
+const fn ec2_lookup(op: &'static str, items: &'static str, response: &'static str) -> Lookup {
+    Lookup { op, params: EC2_TAG_FILTERS, items, matching: &[], tagged: true, response }
+}
+const EC2_TAG_FILTERS: &str = "{Filters: [{Name: 'tag:labrun:run', Values: [run]}, {Name: 'tag:labrun:step', Values: [step]}]}";
+const VPC_LOOKUP: Lookup = ec2_lookup("ec2:DescribeVpcs", "Vpcs", "{Vpc: @[0]}");
+const SUBNET_LOOKUP: Lookup = ec2_lookup("ec2:DescribeSubnets", "Subnets", "{Subnet: @[0]}");
+const IGW_LOOKUP: Lookup = ec2_lookup("ec2:DescribeInternetGateways", "InternetGateways", "{InternetGateway: @[0]}");
+const ROUTE_TABLE_LOOKUP: Lookup = ec2_lookup("ec2:DescribeRouteTables", "RouteTables", "{RouteTable: @[0]}");
+const SG_LOOKUP: Lookup = ec2_lookup("ec2:DescribeSecurityGroups", "SecurityGroups", "{GroupId: @[0].GroupId}");
+const KEY_PAIR_LOOKUP: Lookup = ec2_lookup(
+    "ec2:DescribeKeyPairs",
+    "KeyPairs",
+    "{KeyName: @[0].KeyName, KeyPairId: @[0].KeyPairId, KeyFingerprint: @[0].KeyFingerprint}",
+);
+const ENDPOINT_LOOKUP: Lookup = ec2_lookup("ec2:DescribeVpcEndpoints", "VpcEndpoints", "{VpcEndpoint: @[0]}");
+const INSTANCES_LOOKUP: Lookup = Lookup {
+    op: "ec2:DescribeInstances",
+    params: "{Filters: [{Name: 'tag:labrun:run', Values: [run]}, {Name: 'tag:labrun:step', Values: [step]}, \
+             {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped']}]}",
+    items: "Reservations[].Instances[]",
+    matching: &[],
+    tagged: true,
+    response: "{Instances: @}",
+};
+const ASSOCIATION_LOOKUP: Lookup = Lookup {
+    op: "ec2:DescribeRouteTables",
+    params: "{RouteTableIds: [request.RouteTableId]}",
+    items: "RouteTables[].Associations[]",
+    matching: &[("SubnetId", "SubnetId")],
+    tagged: false,
+    response: "{AssociationId: @[0].RouteTableAssociationId, AssociationState: @[0].AssociationState}",
+};
+const PROFILE_ASSOCIATION_LOOKUP: Lookup = Lookup {
+    op: "ec2:DescribeIamInstanceProfileAssociations",
+    params: "{Filters: [{Name: 'instance-id', Values: [request.InstanceId]}, {Name: 'state', Values: ['associating', 'associated']}]}",
+    items: "IamInstanceProfileAssociations",
+    matching: &[],
+    tagged: false,
+    response: "{IamInstanceProfileAssociation: @[0]}",
+};
+/// IAM names are unique: the entity is read back by name and must carry this run's tags.
+const fn iam_lookup(op: &'static str, params: &'static str, items: &'static str, response: &'static str) -> Lookup {
+    Lookup { op, params, items, matching: &[], tagged: true, response }
+}
+const ROLE_LOOKUP: Lookup = iam_lookup("iam:GetRole", "{RoleName: request.RoleName}", "[Role]", "{Role: @[0]}");
+const PROFILE_LOOKUP: Lookup = iam_lookup(
+    "iam:GetInstanceProfile",
+    "{InstanceProfileName: request.InstanceProfileName}",
+    "[InstanceProfile]",
+    "{InstanceProfile: @[0]}",
+);
+const USER_LOOKUP: Lookup = iam_lookup("iam:GetUser", "{UserName: request.UserName}", "[User]", "{User: @[0]}");
+/// The secret of a key whose answer was lost is gone for good; the key itself is found.
+const ACCESS_KEY_LOOKUP: Lookup = Lookup {
+    op: "iam:ListAccessKeys",
+    params: "{UserName: request.UserName}",
+    items: "AccessKeyMetadata",
+    matching: &[],
+    tagged: false,
+    response: "{AccessKey: @[0]}",
+};
+/// SSM documents carry no tags in GetDocument; the name is unique per account.
+const DOCUMENT_LOOKUP: Lookup = Lookup {
+    op: "ssm:GetDocument",
+    params: "{Name: request.Name, DocumentVersion: '$LATEST'}",
+    items: "[@]",
+    matching: &[],
+    tagged: false,
+    response: "{DocumentDescription: {Name: @[0].Name, DocumentVersion: @[0].DocumentVersion, Status: @[0].Status}}",
+};
 const fn undo(op: &'static str, params: &'static str) -> Undo {
     Undo::Call { op, params }
 }
@@ -156,11 +266,19 @@ const fn ec2_tags(resource: &'static str) -> Tagging {
 /// Every operation labrun can call. Adding one: a line here and a binding in `labrun-aws`.
 pub static OPERATIONS: &[Operation] = &[
     // ---- EC2: VPC and attributes
-    write(
-        "ec2:CreateVpc",
-        &[req("CidrBlock", Ty::Str), p("InstanceTenancy", Ty::Enum(&["default", "dedicated", "host"])), p("TagSpecifications", TAG_SPECS)],
-        ec2_tags("vpc"),
-        undo("ec2:DeleteVpc", "{VpcId: response.Vpc.VpcId}"),
+    found_by(
+        write(
+            "ec2:CreateVpc",
+            &[
+                req("CidrBlock", Ty::Str),
+                p("InstanceTenancy", Ty::Enum(&["default", "dedicated", "host"])),
+                p("TagSpecifications", TAG_SPECS),
+            ],
+            ec2_tags("vpc"),
+            undo("ec2:DeleteVpc", "{VpcId: response.Vpc.VpcId}"),
+        ),
+        &VPC_LOOKUP,
+        &[],
     ),
     write("ec2:DeleteVpc", &[req("VpcId", Ty::Str)], NONE, Undo::None),
     read("ec2:DescribeVpcs", &[p("VpcIds", STRS), p("Filters", FILTERS)]),
@@ -183,11 +301,15 @@ pub static OPERATIONS: &[Operation] = &[
         ],
     ),
     // ---- EC2: subnets, gateways, routes
-    write(
-        "ec2:CreateSubnet",
-        &[req("VpcId", Ty::Str), p("CidrBlock", Ty::Str), p("AvailabilityZone", Ty::Str), p("TagSpecifications", TAG_SPECS)],
-        ec2_tags("subnet"),
-        undo("ec2:DeleteSubnet", "{SubnetId: response.Subnet.SubnetId}"),
+    found_by(
+        write(
+            "ec2:CreateSubnet",
+            &[req("VpcId", Ty::Str), p("CidrBlock", Ty::Str), p("AvailabilityZone", Ty::Str), p("TagSpecifications", TAG_SPECS)],
+            ec2_tags("subnet"),
+            undo("ec2:DeleteSubnet", "{SubnetId: response.Subnet.SubnetId}"),
+        ),
+        &SUBNET_LOOKUP,
+        &[],
     ),
     write("ec2:DeleteSubnet", &[req("SubnetId", Ty::Str)], NONE, Undo::None),
     read("ec2:DescribeSubnets", &[p("SubnetIds", STRS), p("Filters", FILTERS)]),
@@ -202,79 +324,118 @@ pub static OPERATIONS: &[Operation] = &[
             params: "{SubnetId: request.SubnetId, MapPublicIpOnLaunch: {Value: before.Subnets[0].MapPublicIpOnLaunch}}",
         },
     ),
-    write(
-        "ec2:CreateInternetGateway",
-        &[p("TagSpecifications", TAG_SPECS)],
-        ec2_tags("internet-gateway"),
-        undo("ec2:DeleteInternetGateway", "{InternetGatewayId: response.InternetGateway.InternetGatewayId}"),
+    found_by(
+        write(
+            "ec2:CreateInternetGateway",
+            &[p("TagSpecifications", TAG_SPECS)],
+            ec2_tags("internet-gateway"),
+            undo("ec2:DeleteInternetGateway", "{InternetGatewayId: response.InternetGateway.InternetGatewayId}"),
+        ),
+        &IGW_LOOKUP,
+        &[],
     ),
     write("ec2:DeleteInternetGateway", &[req("InternetGatewayId", Ty::Str)], NONE, Undo::None),
-    write(
-        "ec2:AttachInternetGateway",
-        &[req("InternetGatewayId", Ty::Str), req("VpcId", Ty::Str)],
-        NONE,
-        undo("ec2:DetachInternetGateway", "{InternetGatewayId: request.InternetGatewayId, VpcId: request.VpcId}"),
+    repeatable(
+        write(
+            "ec2:AttachInternetGateway",
+            &[req("InternetGatewayId", Ty::Str), req("VpcId", Ty::Str)],
+            NONE,
+            undo("ec2:DetachInternetGateway", "{InternetGatewayId: request.InternetGatewayId, VpcId: request.VpcId}"),
+        ),
+        &["Resource.AlreadyAssociated"],
     ),
-    write("ec2:DetachInternetGateway", &[req("InternetGatewayId", Ty::Str), req("VpcId", Ty::Str)], NONE, Undo::None),
+    repeatable(
+        write("ec2:DetachInternetGateway", &[req("InternetGatewayId", Ty::Str), req("VpcId", Ty::Str)], NONE, Undo::None),
+        &["Gateway.NotAttached"],
+    ),
     read("ec2:DescribeInternetGateways", &[p("InternetGatewayIds", STRS), p("Filters", FILTERS)]),
-    write(
-        "ec2:CreateRouteTable",
-        &[req("VpcId", Ty::Str), p("TagSpecifications", TAG_SPECS)],
-        ec2_tags("route-table"),
-        undo("ec2:DeleteRouteTable", "{RouteTableId: response.RouteTable.RouteTableId}"),
+    found_by(
+        write(
+            "ec2:CreateRouteTable",
+            &[req("VpcId", Ty::Str), p("TagSpecifications", TAG_SPECS)],
+            ec2_tags("route-table"),
+            undo("ec2:DeleteRouteTable", "{RouteTableId: response.RouteTable.RouteTableId}"),
+        ),
+        &ROUTE_TABLE_LOOKUP,
+        &[],
     ),
     write("ec2:DeleteRouteTable", &[req("RouteTableId", Ty::Str)], NONE, Undo::None),
     read("ec2:DescribeRouteTables", &[p("RouteTableIds", STRS), p("Filters", FILTERS)]),
-    write(
-        "ec2:CreateRoute",
-        &[req("RouteTableId", Ty::Str), p("DestinationCidrBlock", Ty::Str), p("GatewayId", Ty::Str)],
-        NONE,
-        undo("ec2:DeleteRoute", "{RouteTableId: request.RouteTableId, DestinationCidrBlock: request.DestinationCidrBlock}"),
+    repeatable(
+        write(
+            "ec2:CreateRoute",
+            &[req("RouteTableId", Ty::Str), p("DestinationCidrBlock", Ty::Str), p("GatewayId", Ty::Str)],
+            NONE,
+            undo("ec2:DeleteRoute", "{RouteTableId: request.RouteTableId, DestinationCidrBlock: request.DestinationCidrBlock}"),
+        ),
+        &["RouteAlreadyExists"],
     ),
     write("ec2:DeleteRoute", &[req("RouteTableId", Ty::Str), p("DestinationCidrBlock", Ty::Str)], NONE, Undo::None),
-    write(
-        "ec2:AssociateRouteTable",
-        &[req("RouteTableId", Ty::Str), p("SubnetId", Ty::Str), p("GatewayId", Ty::Str)],
-        NONE,
-        undo("ec2:DisassociateRouteTable", "{AssociationId: response.AssociationId}"),
+    found_by(
+        write(
+            "ec2:AssociateRouteTable",
+            &[req("RouteTableId", Ty::Str), p("SubnetId", Ty::Str), p("GatewayId", Ty::Str)],
+            NONE,
+            undo("ec2:DisassociateRouteTable", "{AssociationId: response.AssociationId}"),
+        ),
+        &ASSOCIATION_LOOKUP,
+        &["Resource.AlreadyAssociated"],
     ),
     write("ec2:DisassociateRouteTable", &[req("AssociationId", Ty::Str)], NONE, Undo::None),
     // ---- EC2: security groups
-    write(
-        "ec2:CreateSecurityGroup",
-        &[req("GroupName", Ty::Str), req("Description", Ty::Str), p("VpcId", Ty::Str), p("TagSpecifications", TAG_SPECS)],
-        ec2_tags("security-group"),
-        undo("ec2:DeleteSecurityGroup", "{GroupId: response.GroupId}"),
+    found_by(
+        write(
+            "ec2:CreateSecurityGroup",
+            &[req("GroupName", Ty::Str), req("Description", Ty::Str), p("VpcId", Ty::Str), p("TagSpecifications", TAG_SPECS)],
+            ec2_tags("security-group"),
+            undo("ec2:DeleteSecurityGroup", "{GroupId: response.GroupId}"),
+        ),
+        &SG_LOOKUP,
+        &["InvalidGroup.Duplicate"],
     ),
     write("ec2:DeleteSecurityGroup", &[p("GroupId", Ty::Str), p("GroupName", Ty::Str)], NONE, Undo::None),
     read("ec2:DescribeSecurityGroups", &[p("GroupIds", STRS), p("GroupNames", STRS), p("Filters", FILTERS)]),
-    write(
-        "ec2:AuthorizeSecurityGroupIngress",
-        &[req("GroupId", Ty::Str), req("IpPermissions", IP_PERMISSIONS)],
-        NONE,
-        undo("ec2:RevokeSecurityGroupIngress", "{GroupId: request.GroupId, IpPermissions: request.IpPermissions}"),
+    repeatable(
+        write(
+            "ec2:AuthorizeSecurityGroupIngress",
+            &[req("GroupId", Ty::Str), req("IpPermissions", IP_PERMISSIONS)],
+            NONE,
+            undo("ec2:RevokeSecurityGroupIngress", "{GroupId: request.GroupId, IpPermissions: request.IpPermissions}"),
+        ),
+        &["InvalidPermission.Duplicate"],
     ),
-    write(
-        "ec2:RevokeSecurityGroupIngress",
-        &[req("GroupId", Ty::Str), req("IpPermissions", IP_PERMISSIONS)],
-        NONE,
-        undo("ec2:AuthorizeSecurityGroupIngress", "{GroupId: request.GroupId, IpPermissions: request.IpPermissions}"),
+    repeatable(
+        write(
+            "ec2:RevokeSecurityGroupIngress",
+            &[req("GroupId", Ty::Str), req("IpPermissions", IP_PERMISSIONS)],
+            NONE,
+            undo("ec2:AuthorizeSecurityGroupIngress", "{GroupId: request.GroupId, IpPermissions: request.IpPermissions}"),
+        ),
+        &["InvalidPermission.NotFound"],
     ),
-    write(
-        "ec2:AuthorizeSecurityGroupEgress",
-        &[req("GroupId", Ty::Str), req("IpPermissions", IP_PERMISSIONS)],
-        NONE,
-        undo("ec2:RevokeSecurityGroupEgress", "{GroupId: request.GroupId, IpPermissions: request.IpPermissions}"),
+    repeatable(
+        write(
+            "ec2:AuthorizeSecurityGroupEgress",
+            &[req("GroupId", Ty::Str), req("IpPermissions", IP_PERMISSIONS)],
+            NONE,
+            undo("ec2:RevokeSecurityGroupEgress", "{GroupId: request.GroupId, IpPermissions: request.IpPermissions}"),
+        ),
+        &["InvalidPermission.Duplicate"],
     ),
-    write(
-        "ec2:RevokeSecurityGroupEgress",
-        &[req("GroupId", Ty::Str), req("IpPermissions", IP_PERMISSIONS)],
-        NONE,
-        undo("ec2:AuthorizeSecurityGroupEgress", "{GroupId: request.GroupId, IpPermissions: request.IpPermissions}"),
+    repeatable(
+        write(
+            "ec2:RevokeSecurityGroupEgress",
+            &[req("GroupId", Ty::Str), req("IpPermissions", IP_PERMISSIONS)],
+            NONE,
+            undo("ec2:AuthorizeSecurityGroupEgress", "{GroupId: request.GroupId, IpPermissions: request.IpPermissions}"),
+        ),
+        &["InvalidPermission.NotFound"],
     ),
     // ---- EC2: key pairs, images, instances
     Operation {
         secrets: &["KeyMaterial"],
+        lookup: Some(&KEY_PAIR_LOOKUP),
+        already: &["InvalidKeyPair.Duplicate"],
         ..write(
             "ec2:CreateKeyPair",
             &[req("KeyName", Ty::Str), p("KeyType", Ty::Enum(&["rsa", "ed25519"])), p("TagSpecifications", TAG_SPECS)],
@@ -285,50 +446,64 @@ pub static OPERATIONS: &[Operation] = &[
     write("ec2:DeleteKeyPair", &[p("KeyName", Ty::Str), p("KeyPairId", Ty::Str)], NONE, Undo::None),
     read("ec2:DescribeKeyPairs", &[p("KeyNames", STRS), p("KeyPairIds", STRS), p("Filters", FILTERS)]),
     read("ec2:DescribeImages", &[p("ImageIds", STRS), p("Owners", STRS), p("Filters", FILTERS)]),
-    write(
-        "ec2:RunInstances",
-        &[
-            req("ImageId", Ty::Str),
-            p("InstanceType", Ty::Str),
-            p("MinCount", Ty::Int),
-            p("MaxCount", Ty::Int),
-            p("SubnetId", Ty::Str),
-            p("SecurityGroupIds", STRS),
-            p("KeyName", Ty::Str),
-            p("IamInstanceProfile", PROFILE_SPEC),
-            p("TagSpecifications", TAG_SPECS),
-        ],
-        ec2_tags("instance"),
-        undo("ec2:TerminateInstances", "{InstanceIds: response.Instances[].InstanceId}"),
-    ),
+    Operation {
+        client_token: Some("ClientToken"),
+        lookup: Some(&INSTANCES_LOOKUP),
+        ..write(
+            "ec2:RunInstances",
+            &[
+                req("ImageId", Ty::Str),
+                p("InstanceType", Ty::Str),
+                p("MinCount", Ty::Int),
+                p("MaxCount", Ty::Int),
+                p("SubnetId", Ty::Str),
+                p("SecurityGroupIds", STRS),
+                p("KeyName", Ty::Str),
+                p("IamInstanceProfile", PROFILE_SPEC),
+                p("TagSpecifications", TAG_SPECS),
+                p("ClientToken", Ty::Str),
+            ],
+            ec2_tags("instance"),
+            undo("ec2:TerminateInstances", "{InstanceIds: response.Instances[].InstanceId}"),
+        )
+    },
     write("ec2:TerminateInstances", &[req("InstanceIds", STRS)], NONE, Undo::None),
     write("ec2:RebootInstances", &[req("InstanceIds", STRS)], NONE, Undo::None),
     read("ec2:DescribeInstances", &[p("InstanceIds", STRS), p("Filters", FILTERS)]),
-    write(
-        "ec2:AssociateIamInstanceProfile",
-        &[req("InstanceId", Ty::Str), req("IamInstanceProfile", PROFILE_SPEC)],
-        NONE,
-        undo("ec2:DisassociateIamInstanceProfile", "{AssociationId: response.IamInstanceProfileAssociation.AssociationId}"),
+    found_by(
+        write(
+            "ec2:AssociateIamInstanceProfile",
+            &[req("InstanceId", Ty::Str), req("IamInstanceProfile", PROFILE_SPEC)],
+            NONE,
+            undo("ec2:DisassociateIamInstanceProfile", "{AssociationId: response.IamInstanceProfileAssociation.AssociationId}"),
+        ),
+        &PROFILE_ASSOCIATION_LOOKUP,
+        &["IncorrectState"],
     ),
     write("ec2:DisassociateIamInstanceProfile", &[req("AssociationId", Ty::Str)], NONE, Undo::None),
     read("ec2:DescribeIamInstanceProfileAssociations", &[p("AssociationIds", STRS), p("Filters", FILTERS)]),
     // ---- EC2: endpoints, zones, tags
-    write(
-        "ec2:CreateVpcEndpoint",
-        &[
-            req("VpcId", Ty::Str),
-            req("ServiceName", Ty::Str),
-            p("VpcEndpointType", Ty::Enum(&["Interface", "Gateway", "GatewayLoadBalancer"])),
-            p("SubnetIds", STRS),
-            p("SecurityGroupIds", STRS),
-            p("RouteTableIds", STRS),
-            p("PrivateDnsEnabled", Ty::Bool),
-            p("PolicyDocument", Ty::Doc),
-            p("TagSpecifications", TAG_SPECS),
-        ],
-        ec2_tags("vpc-endpoint"),
-        undo("ec2:DeleteVpcEndpoints", "{VpcEndpointIds: [response.VpcEndpoint.VpcEndpointId]}"),
-    ),
+    Operation {
+        client_token: Some("ClientToken"),
+        lookup: Some(&ENDPOINT_LOOKUP),
+        ..write(
+            "ec2:CreateVpcEndpoint",
+            &[
+                req("VpcId", Ty::Str),
+                req("ServiceName", Ty::Str),
+                p("VpcEndpointType", Ty::Enum(&["Interface", "Gateway", "GatewayLoadBalancer"])),
+                p("SubnetIds", STRS),
+                p("SecurityGroupIds", STRS),
+                p("RouteTableIds", STRS),
+                p("PrivateDnsEnabled", Ty::Bool),
+                p("PolicyDocument", Ty::Doc),
+                p("TagSpecifications", TAG_SPECS),
+                p("ClientToken", Ty::Str),
+            ],
+            ec2_tags("vpc-endpoint"),
+            undo("ec2:DeleteVpcEndpoints", "{VpcEndpointIds: [response.VpcEndpoint.VpcEndpointId]}"),
+        )
+    },
     write("ec2:DeleteVpcEndpoints", &[req("VpcEndpointIds", STRS)], NONE, Undo::None),
     read("ec2:DescribeVpcEndpoints", &[p("VpcEndpointIds", STRS), p("Filters", FILTERS)]),
     read("ec2:DescribeAvailabilityZones", &[p("ZoneNames", STRS), p("Filters", FILTERS)]),
@@ -341,17 +516,21 @@ pub static OPERATIONS: &[Operation] = &[
     write("ec2:DeleteTags", &[req("Resources", STRS), p("Tags", TAGS)], NONE, Undo::None),
     read("ec2:DescribeTags", &[p("Filters", FILTERS)]),
     // ---- IAM
-    write(
-        "iam:CreateRole",
-        &[
-            req("RoleName", Ty::Str),
-            req("AssumeRolePolicyDocument", Ty::Doc),
-            p("Description", Ty::Str),
-            p("Path", Ty::Str),
-            p("Tags", TAGS),
-        ],
-        Tagging::Tags,
-        undo("iam:DeleteRole", "{RoleName: request.RoleName}"),
+    found_by(
+        write(
+            "iam:CreateRole",
+            &[
+                req("RoleName", Ty::Str),
+                req("AssumeRolePolicyDocument", Ty::Doc),
+                p("Description", Ty::Str),
+                p("Path", Ty::Str),
+                p("Tags", TAGS),
+            ],
+            Tagging::Tags,
+            undo("iam:DeleteRole", "{RoleName: request.RoleName}"),
+        ),
+        &ROLE_LOOKUP,
+        &["EntityAlreadyExists"],
     ),
     write("iam:DeleteRole", &[req("RoleName", Ty::Str)], NONE, Undo::None),
     read("iam:GetRole", &[req("RoleName", Ty::Str)]),
@@ -364,27 +543,43 @@ pub static OPERATIONS: &[Operation] = &[
     ),
     write("iam:DetachRolePolicy", &[req("RoleName", Ty::Str), req("PolicyArn", Ty::Str)], NONE, Undo::None),
     read("iam:ListAttachedRolePolicies", &[req("RoleName", Ty::Str)]),
-    write(
-        "iam:CreateInstanceProfile",
-        &[req("InstanceProfileName", Ty::Str), p("Path", Ty::Str), p("Tags", TAGS)],
-        Tagging::Tags,
-        undo("iam:DeleteInstanceProfile", "{InstanceProfileName: request.InstanceProfileName}"),
+    read("iam:ListRolePolicies", &[req("RoleName", Ty::Str)]),
+    write("iam:DeleteRolePolicy", &[req("RoleName", Ty::Str), req("PolicyName", Ty::Str)], NONE, Undo::None),
+    read("iam:ListRoleTags", &[req("RoleName", Ty::Str)]),
+    read("iam:ListInstanceProfilesForRole", &[req("RoleName", Ty::Str)]),
+    found_by(
+        write(
+            "iam:CreateInstanceProfile",
+            &[req("InstanceProfileName", Ty::Str), p("Path", Ty::Str), p("Tags", TAGS)],
+            Tagging::Tags,
+            undo("iam:DeleteInstanceProfile", "{InstanceProfileName: request.InstanceProfileName}"),
+        ),
+        &PROFILE_LOOKUP,
+        &["EntityAlreadyExists"],
     ),
     write("iam:DeleteInstanceProfile", &[req("InstanceProfileName", Ty::Str)], NONE, Undo::None),
     read("iam:GetInstanceProfile", &[req("InstanceProfileName", Ty::Str)]),
     read("iam:ListInstanceProfiles", &[p("PathPrefix", Ty::Str)]),
-    write(
-        "iam:AddRoleToInstanceProfile",
-        &[req("InstanceProfileName", Ty::Str), req("RoleName", Ty::Str)],
-        NONE,
-        undo("iam:RemoveRoleFromInstanceProfile", "{InstanceProfileName: request.InstanceProfileName, RoleName: request.RoleName}"),
+    repeatable(
+        write(
+            "iam:AddRoleToInstanceProfile",
+            &[req("InstanceProfileName", Ty::Str), req("RoleName", Ty::Str)],
+            NONE,
+            undo("iam:RemoveRoleFromInstanceProfile", "{InstanceProfileName: request.InstanceProfileName, RoleName: request.RoleName}"),
+        ),
+        &["LimitExceeded"],
     ),
     write("iam:RemoveRoleFromInstanceProfile", &[req("InstanceProfileName", Ty::Str), req("RoleName", Ty::Str)], NONE, Undo::None),
-    write(
-        "iam:CreateUser",
-        &[req("UserName", Ty::Str), p("Path", Ty::Str), p("Tags", TAGS)],
-        Tagging::Tags,
-        undo("iam:DeleteUser", "{UserName: request.UserName}"),
+    read("iam:ListInstanceProfileTags", &[req("InstanceProfileName", Ty::Str)]),
+    found_by(
+        write(
+            "iam:CreateUser",
+            &[req("UserName", Ty::Str), p("Path", Ty::Str), p("Tags", TAGS)],
+            Tagging::Tags,
+            undo("iam:DeleteUser", "{UserName: request.UserName}"),
+        ),
+        &USER_LOOKUP,
+        &["EntityAlreadyExists"],
     ),
     write("iam:DeleteUser", &[req("UserName", Ty::Str)], NONE, Undo::None),
     read("iam:GetUser", &[p("UserName", Ty::Str)]),
@@ -397,8 +592,12 @@ pub static OPERATIONS: &[Operation] = &[
     ),
     write("iam:DetachUserPolicy", &[req("UserName", Ty::Str), req("PolicyArn", Ty::Str)], NONE, Undo::None),
     read("iam:ListAttachedUserPolicies", &[req("UserName", Ty::Str)]),
+    read("iam:ListUserPolicies", &[req("UserName", Ty::Str)]),
+    write("iam:DeleteUserPolicy", &[req("UserName", Ty::Str), req("PolicyName", Ty::Str)], NONE, Undo::None),
+    read("iam:ListUserTags", &[req("UserName", Ty::Str)]),
     Operation {
         secrets: &["AccessKey.SecretAccessKey"],
+        lookup: Some(&ACCESS_KEY_LOOKUP),
         ..write(
             "iam:CreateAccessKey",
             &[req("UserName", Ty::Str)],
@@ -410,47 +609,121 @@ pub static OPERATIONS: &[Operation] = &[
     read("iam:ListAccessKeys", &[p("UserName", Ty::Str)]),
     read("iam:GetAccessKeyLastUsed", &[req("AccessKeyId", Ty::Str)]),
     // ---- S3
-    write(
-        "s3:CreateBucket",
-        &[req("Bucket", Ty::Str), p("CreateBucketConfiguration", Ty::Struct(&[p("LocationConstraint", Ty::Str)]))],
-        Tagging::BucketTagging,
-        undo("s3:DeleteBucket", "{Bucket: request.Bucket}"),
+    repeatable(
+        write(
+            "s3:CreateBucket",
+            &[req("Bucket", Ty::Str), p("CreateBucketConfiguration", Ty::Struct(&[p("LocationConstraint", Ty::Str)]))],
+            Tagging::BucketTagging,
+            undo("s3:DeleteBucket", "{Bucket: request.Bucket}"),
+        ),
+        &["BucketAlreadyOwnedByYou"],
     ),
     write("s3:DeleteBucket", &[req("Bucket", Ty::Str)], NONE, Undo::None),
     read("s3:HeadBucket", &[req("Bucket", Ty::Str)]),
     read("s3:ListBuckets", &[p("Prefix", Ty::Str)]),
     read("s3:GetBucketTagging", &[req("Bucket", Ty::Str)]),
     write("s3:PutBucketTagging", &[req("Bucket", Ty::Str), req("Tagging", Ty::Struct(&[req("TagSet", TAGS)]))], NONE, Undo::None),
-    read("s3:ListObjectsV2", &[req("Bucket", Ty::Str), p("Prefix", Ty::Str)]),
+    read("s3:ListObjectsV2", &[req("Bucket", Ty::Str), p("Prefix", Ty::Str), p("ContinuationToken", Ty::Str)]),
     read("s3:GetPublicAccessBlock", &[req("Bucket", Ty::Str)]),
     read("s3:GetBucketLocation", &[req("Bucket", Ty::Str)]),
     read("s3:GetBucketOwnershipControls", &[req("Bucket", Ty::Str)]),
     read("s3:GetBucketEncryption", &[req("Bucket", Ty::Str)]),
     write("s3:DeleteObject", &[req("Bucket", Ty::Str), req("Key", Ty::Str)], NONE, Undo::None),
-    // ---- SSM
-    read("ssm:GetParameter", &[req("Name", Ty::Str), p("WithDecryption", Ty::Bool)]),
     write(
-        "ssm:CreateDocument",
+        "s3:DeleteObjects",
         &[
-            req("Name", Ty::Str),
-            req("Content", Ty::Doc),
-            p("DocumentType", Ty::Str),
-            p("DocumentFormat", Ty::Enum(&["JSON", "YAML", "TEXT"])),
-            p("Tags", TAGS),
-        ],
-        Tagging::Tags,
-        undo("ssm:DeleteDocument", "{Name: request.Name}"),
-    ),
-    write(
-        "ssm:UpdateDocument",
-        &[
-            req("Name", Ty::Str),
-            req("Content", Ty::Doc),
-            p("DocumentVersion", Ty::Str),
-            p("DocumentFormat", Ty::Enum(&["JSON", "YAML", "TEXT"])),
+            req("Bucket", Ty::Str),
+            req(
+                "Delete",
+                Ty::Struct(&[req("Objects", Ty::List(&Ty::Struct(&[req("Key", Ty::Str), p("VersionId", Ty::Str)]))), p("Quiet", Ty::Bool)]),
+            ),
         ],
         NONE,
         Undo::None,
+    ),
+    // `IfNoneMatch: "*"` makes a repeat answer PreconditionFailed instead of overwriting.
+    repeatable(
+        write(
+            "s3:PutObject",
+            &[req("Bucket", Ty::Str), req("Key", Ty::Str), p("Body", Ty::Str), p("ContentType", Ty::Str), p("IfNoneMatch", Ty::Str)],
+            NONE,
+            undo("s3:DeleteObject", "{Bucket: request.Bucket, Key: request.Key}"),
+        ),
+        &["PreconditionFailed"],
+    ),
+    // ---- SSM
+    read("ssm:GetParameter", &[req("Name", Ty::Str), p("WithDecryption", Ty::Bool)]),
+    // A create only: AWS refuses `Overwrite` together with `Tags`, and labrun always tags.
+    repeatable(
+        write(
+            "ssm:PutParameter",
+            &[
+                req("Name", Ty::Str),
+                req("Value", Ty::Str),
+                p("Type", Ty::Enum(&["String", "StringList", "SecureString"])),
+                p("Description", Ty::Str),
+                p("Tags", TAGS),
+            ],
+            Tagging::Tags,
+            undo("ssm:DeleteParameter", "{Name: request.Name}"),
+        ),
+        &["ParameterAlreadyExists"],
+    ),
+    write("ssm:DeleteParameter", &[req("Name", Ty::Str)], NONE, Undo::None),
+    read(
+        "ssm:DescribeParameters",
+        &[p("ParameterFilters", Ty::List(&Ty::Struct(&[req("Key", Ty::Str), p("Option", Ty::Str), p("Values", STRS)])))],
+    ),
+    read(
+        "ssm:ListTagsForResource",
+        &[
+            req(
+                "ResourceType",
+                Ty::Enum(&[
+                    "Document",
+                    "Parameter",
+                    "ManagedInstance",
+                    "MaintenanceWindow",
+                    "PatchBaseline",
+                    "OpsItem",
+                    "OpsMetadata",
+                    "Automation",
+                    "Association",
+                ]),
+            ),
+            req("ResourceId", Ty::Str),
+        ],
+    ),
+    found_by(
+        write(
+            "ssm:CreateDocument",
+            &[
+                req("Name", Ty::Str),
+                req("Content", Ty::Doc),
+                p("DocumentType", Ty::Str),
+                p("DocumentFormat", Ty::Enum(&["JSON", "YAML", "TEXT"])),
+                p("Tags", TAGS),
+            ],
+            Tagging::Tags,
+            undo("ssm:DeleteDocument", "{Name: request.Name}"),
+        ),
+        &DOCUMENT_LOOKUP,
+        &["DocumentAlreadyExists"],
+    ),
+    found_by(
+        write(
+            "ssm:UpdateDocument",
+            &[
+                req("Name", Ty::Str),
+                req("Content", Ty::Doc),
+                p("DocumentVersion", Ty::Str),
+                p("DocumentFormat", Ty::Enum(&["JSON", "YAML", "TEXT"])),
+            ],
+            NONE,
+            Undo::None,
+        ),
+        &DOCUMENT_LOOKUP,
+        &["DuplicateDocumentContent"],
     ),
     write("ssm:UpdateDocumentDefaultVersion", &[req("Name", Ty::Str), req("DocumentVersion", Ty::Str)], NONE, Undo::None),
     write("ssm:DeleteDocument", &[req("Name", Ty::Str)], NONE, Undo::None),
@@ -540,6 +813,36 @@ mod tests {
                     assert!(operation(inv).is_some(), "{}", op.name);
                     jmespath::compile(capture_params).unwrap();
                     jmespath::compile(params).unwrap();
+                }
+            }
+        }
+    }
+
+    /// A create is never retried blindly: each one that makes a resource labrun deletes later
+    /// either takes a client token or can be found again after a lost answer.
+    #[test]
+    fn every_create_has_a_way_to_stay_single() {
+        for op in OPERATIONS.iter().filter(|o| !o.read_only && !o.real_aws_only) {
+            // Tags are set, not made: repeating CreateTags sets the same ones.
+            let makes = op.name != "ec2:CreateTags"
+                && matches!(op.undo, Undo::Call { op: inv, .. } if inv.contains(":Delete") || inv.contains(":Terminate"));
+            if makes {
+                assert!(
+                    op.client_token.is_some() || op.lookup.is_some() || !op.already.is_empty(),
+                    "{} creates something but has no client token, lookup or `already` codes",
+                    op.name
+                );
+            }
+            if let Some(t) = op.client_token {
+                assert!(op.param(t).is_some(), "{}: client token member {t} is not a parameter", op.name);
+            }
+            if let Some(l) = op.lookup {
+                assert!(operation(l.op).is_some_and(|r| r.read_only), "{}: lookup {} is not a catalog read", op.name, l.op);
+                for e in [l.params, l.items, l.response] {
+                    jmespath::compile(e).unwrap_or_else(|err| panic!("{}: {e}: {err}", op.name));
+                }
+                for (_, request_field) in l.matching {
+                    assert!(op.param(request_field).is_some(), "{}: matching on unknown {request_field}", op.name);
                 }
             }
         }
