@@ -29,8 +29,9 @@ pub struct Connect {
     pub profile: Option<String>,
     /// Emulator account: LocalStack takes a 12-digit access key id as the account id.
     pub account: Option<String>,
-    /// Let the SDK retry throttling itself (off only in tests that want one attempt).
-    pub sdk_retries: bool,
+    /// Tests only: where `sts:GetCallerIdentity` goes for an AWS target, so the account guard
+    /// sees a real caller identity from an emulator. Every other call still goes to AWS.
+    pub identity_endpoint: Option<String>,
 }
 
 impl Connect {
@@ -42,7 +43,7 @@ impl Connect {
             region: Some(region.to_string()),
             profile: None,
             account: account.map(str::to_string),
-            sdk_retries: true,
+            identity_endpoint: None,
         }
     }
 }
@@ -75,9 +76,16 @@ impl AwsBackend {
         if let Some(r) = &c.region {
             loader = loader.region(aws_config::Region::new(r.clone()));
         }
-        if !c.sdk_retries {
-            loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1));
-        }
+        // One attempt per call: labrun's engine owns every retry (labrun_exec::retry), so that a
+        // create keeps its client token and a lost answer is looked up before a second try.
+        loader = loader.retry_config(aws_config::retry::RetryConfig::disabled());
+        // No call may hang forever: a connection that never answers becomes a lost answer.
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .operation_attempt_timeout(std::time::Duration::from_secs(120))
+                .build(),
+        );
         let account = c.account.clone().unwrap_or_else(|| DEFAULT_EMULATOR_ACCOUNT.to_string());
         match c.kind {
             TargetKind::Emulator => {
@@ -101,7 +109,10 @@ impl AwsBackend {
             iam: aws_sdk_iam::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             ssm: aws_sdk_ssm::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
+            sts: match &c.identity_endpoint {
+                Some(e) => aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&config).endpoint_url(e).build()),
+                None => aws_sdk_sts::Client::new(&config),
+            },
         };
         if c.kind == TargetKind::Aws {
             let id = backend.sts.get_caller_identity().send().await.map_err(|e| ConnectError::Identity(sdk_error(e).to_string()))?;
@@ -171,20 +182,40 @@ where
             let message = err.message().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}"));
             classify(code, message, Some(status))
         }
-        SdkError::TimeoutError(_) => CallError::new(ErrorKind::Transient, "Timeout", full),
-        SdkError::DispatchFailure(d) if d.is_timeout() => CallError::new(ErrorKind::Transient, "Timeout", full),
-        SdkError::DispatchFailure(d) if d.is_io() => {
+        // The request may have been processed; only the answer is missing.
+        SdkError::TimeoutError(_) => CallError::new(ErrorKind::Lost, "Timeout", full),
+        SdkError::DispatchFailure(_) if never_connected(&e) => {
             CallError::new(ErrorKind::Environment, "ConnectionFailed", format!("cannot reach the endpoint: {full}"))
         }
-        SdkError::DispatchFailure(_) => CallError::new(ErrorKind::Environment, "DispatchFailure", full),
-        SdkError::ResponseError(r) => {
-            let status = r.raw().status().as_u16();
-            let kind = if status >= 500 { ErrorKind::Transient } else { ErrorKind::Client };
-            CallError::new(kind, format!("HTTP{status}"), full)
-        }
+        // A request the client itself could not build (a bad endpoint URL, say).
+        SdkError::DispatchFailure(d) if d.is_user() => CallError::new(ErrorKind::Environment, "DispatchFailure", full),
+        // Connected, sent, and then the connection broke (reset, closed before the answer
+        // was complete, timed out): hyper reports these as io, timeout or "other" errors.
+        SdkError::DispatchFailure(_) => CallError::new(ErrorKind::Lost, "ResponseLost", full),
+        // An answer that was cut or cannot be read: whatever the request did is unknown.
+        SdkError::ResponseError(_) => CallError::new(ErrorKind::Lost, "ResponseLost", full),
         _ if full.contains("credentials") => CallError::new(ErrorKind::Environment, "NoCredentials", full),
         _ => CallError::new(ErrorKind::Client, "RequestFailed", full),
     }
+}
+
+/// The connection itself failed (refused, no route, no such host): nothing was sent.
+fn never_connected(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as Io;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), Io::ConnectionRefused | Io::AddrNotAvailable | Io::HostUnreachable | Io::NetworkUnreachable)
+        {
+            return true;
+        }
+        let text = err.to_string().to_ascii_lowercase();
+        if text.contains("connection refused") || text.contains("dns error") || text.contains("failed to lookup address") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Classifies a service error code the way the engine needs it.
@@ -208,6 +239,11 @@ pub(crate) fn classify(code: String, message: String, status: Option<u16>) -> Ca
         "InvalidAccessKeyId",
     ];
     let lower = message.to_lowercase();
+    // LocalStack 4.13 answers iam:RemoveRoleFromInstanceProfile for a role that is not in the
+    // profile with a 500 ("list.remove(x): x not in list") where AWS answers NoSuchEntity.
+    if status == Some(500) && lower.contains("x not in list") {
+        return CallError { kind: ErrorKind::NotFound, code: "NoSuchEntity".into(), message };
+    }
     let kind = if status == Some(501) || lower.contains("not implemented") || lower.contains("not yet implemented") {
         ErrorKind::Unsupported
     } else if THROTTLING.contains(&code.as_str()) || status.is_some_and(|s| s >= 500) {

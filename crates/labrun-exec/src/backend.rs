@@ -26,24 +26,52 @@ impl TargetInfo {
     pub fn is_emulator(&self) -> bool {
         self.kind == TargetKind::Emulator
     }
-    /// A file-name-safe key: one ledger per endpoint + account + region.
+    /// A file-name-safe key: one ledger per resolved target (host, account, region), so
+    /// `localhost:4610` and `127.0.0.1:4610` share one ledger.
     pub fn ledger_key(&self) -> String {
-        let endpoint = self.endpoint.as_deref().unwrap_or("aws");
-        let clean: String = endpoint
-            .trim_start_matches("http://")
-            .trim_start_matches("https://")
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-            .collect();
+        let place = self.endpoint.as_deref().map_or_else(|| "aws".to_string(), canonical_endpoint);
+        let clean: String = place.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
         format!("{clean}-{}-{}", self.account, self.region)
     }
+}
+
+/// `http://localhost:4610/` → `loopback:4610`; other hosts by the address they resolve to.
+pub fn canonical_endpoint(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let default_port = if scheme.eq_ignore_ascii_case("https") { 443 } else { 80 };
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) => (h.to_string(), p.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(default_port)),
+            None => (v6.to_string(), default_port),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap_or(default_port)),
+            _ => (authority.to_string(), default_port),
+        },
+    };
+    let host = host.to_ascii_lowercase();
+    let addrs: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default(),
+    };
+    let place = if !addrs.is_empty() && addrs.iter().all(|a| a.is_loopback()) {
+        "loopback".to_string()
+    } else {
+        addrs.iter().min().map_or(host, ToString::to_string)
+    };
+    format!("{place}:{port}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// Throttling, 5xx, timeouts: worth retrying.
+    /// Throttling, 5xx: the request was refused before it did anything; worth retrying.
     Transient,
+    /// No complete answer (connection reset, cut body, timeout): the request may or may not
+    /// have taken effect. Reads are simply retried; a change is first looked up.
+    Lost,
     /// The resource does not exist (may be eventual consistency right after a create).
     NotFound,
     /// The service refused the request (bad parameters, conflicts, permissions).
@@ -68,6 +96,7 @@ impl CallError {
         CallError { kind, code: code.into(), message: message.into() }
     }
 }
+
 
 /// A cloud the engine can call. Implementations must be cheap to share across tasks.
 #[async_trait::async_trait]
@@ -95,5 +124,23 @@ pub fn strip_nulls(v: Value) -> Value {
         Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect()),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_ledger_per_resolved_target() {
+        let t = |e: &str| TargetInfo { kind: TargetKind::Emulator, endpoint: Some(e.into()), account: "1".into(), region: "r".into() };
+        let a = t("http://127.0.0.1:4610").ledger_key();
+        assert_eq!(a, t("http://localhost:4610").ledger_key());
+        assert_eq!(a, t("http://localhost:4610/").ledger_key());
+        assert_eq!(a, t("http://[::1]:4610").ledger_key());
+        assert_ne!(a, t("http://127.0.0.1:4611").ledger_key());
+        assert_eq!(canonical_endpoint("https://example.invalid"), "example.invalid:443");
+        let aws = TargetInfo { kind: TargetKind::Aws, endpoint: None, account: "1".into(), region: "r".into() };
+        assert_eq!(aws.ledger_key(), "aws-1-r");
     }
 }

@@ -3,15 +3,23 @@
 
 use crate::assert::{self, Mismatch};
 use crate::backend::{Backend, CallError, ErrorKind, mask_secrets, strip_nulls};
-use crate::ledger::{Entry, Ledger, now_secs};
+use crate::ledger::{Entry, Intent, Ledger, Pending, now_secs};
+pub use crate::retry::Pacing;
+use crate::retry::{self, Attempts, Next, Phase};
 use crate::template::{Context, Renderer};
-use labrun_lab::catalog::{self, Operation, Tagging, Undo};
+use futures::StreamExt;
+use labrun_lab::catalog::{self, Lookup, Operation, Tagging, Undo};
 use labrun_lab::model::{Chapter, Cleanup, Matcher, Step, Workshop};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// `for_each` items in flight at once: enough to overlap calls, few enough not to be throttled.
+pub const FOR_EACH_CONCURRENCY: usize = 4;
+/// Items one `for_each` may have: a lab step, not a bulk job.
+pub const FOR_EACH_MAX_ITEMS: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,35 +98,16 @@ pub trait Observer: Send + Sync {
 pub struct Quiet;
 impl Observer for Quiet {}
 
-/// Polling and retry pacing. Tests shrink these; real runs use the defaults.
-#[derive(Debug, Clone)]
-pub struct Pacing {
-    pub poll_interval: Duration,
-    pub poll_max_interval: Duration,
-    pub default_timeout: Duration,
-    pub retry_max_delay: Duration,
-    /// How long `down` keeps retrying a delete that hits a dependency still draining.
-    pub dependency_patience: Duration,
-}
-
-impl Default for Pacing {
-    fn default() -> Self {
-        Pacing {
-            poll_interval: Duration::from_secs(2),
-            poll_max_interval: Duration::from_secs(15),
-            default_timeout: Duration::from_secs(300),
-            retry_max_delay: Duration::from_secs(20),
-            dependency_patience: Duration::from_secs(120),
-        }
-    }
-}
-
 pub struct Engine {
     pub backend: Arc<dyn Backend>,
     pub ledger: Option<Arc<Ledger>>,
     pub observer: Arc<dyn Observer>,
-    pub cancel: Arc<AtomicBool>,
+    /// Ctrl-C / SIGTERM: stops waits and backoff at once and the run at the next safe point.
+    pub cancel: CancellationToken,
     pub run_id: String,
+    /// The chapters the user addressed (labels), recorded with every change so that
+    /// `labrun down <the same path>` also undoes the prerequisites built for them.
+    pub selection: Vec<String>,
     /// `--var k=v`, applied over chapter and workshop vars.
     pub var_overrides: Map<String, Value>,
     pub pacing: Pacing,
@@ -147,8 +136,9 @@ impl Engine {
             backend,
             ledger,
             observer,
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: CancellationToken::new(),
             run_id,
+            selection: Vec::new(),
             var_overrides: Map::new(),
             pacing: Pacing::default(),
             renderer: Renderer::new(),
@@ -156,7 +146,7 @@ impl Engine {
     }
 
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
+        self.cancel.is_cancelled()
     }
 
     /// `labrun run`: prerequisites first (only those whose checks fail), then the selection.
@@ -321,6 +311,15 @@ impl Engine {
         let items: Vec<Option<Value>> = match &step.for_each {
             None => vec![None],
             Some(list) => match self.renderer.render(list, ctx) {
+                Ok(Value::Array(items)) if items.len() > FOR_EACH_MAX_ITEMS => {
+                    let n = items.len();
+                    return (
+                        Status::Failed,
+                        Some(format!("`for_each` gave {n} items; a step may loop over at most {FOR_EACH_MAX_ITEMS}")),
+                        Vec::new(),
+                        None,
+                    );
+                }
                 Ok(Value::Array(items)) => items.into_iter().map(Some).collect(),
                 Ok(other) => {
                     return (
@@ -333,13 +332,16 @@ impl Engine {
                 Err(e) => return (Status::Failed, Some(format!("`for_each`: {e}")), Vec::new(), None),
             },
         };
-        // Items are independent, so they run concurrently.
-        let runs = items.iter().map(|item| {
+        // Items are independent, so a few run at once; results keep the items' order.
+        let looped = step.for_each.is_some();
+        let runs = items.iter().enumerate().map(|(n, item)| {
             let mut ictx = ctx.clone();
             ictx.item = item.clone();
-            async move { self.one_call(w, chapter, step, mode, ictx).await }
+            // Unique within a run: step ids repeat across chapters (`create-subnet` in 2.1.2 and 4.3).
+            let tag_step = if looped { format!("{}/{}/{n}", chapter.label(), step.id) } else { format!("{}/{}", chapter.label(), step.id) };
+            async move { self.one_call(w, chapter, step, mode, ictx, tag_step).await }
         });
-        let results = futures::future::join_all(runs).await;
+        let results: Vec<_> = futures::stream::iter(runs).buffered(FOR_EACH_CONCURRENCY).collect().await;
         let mut mismatches = Vec::new();
         let mut failure = None;
         let mut outputs: Vec<Map<String, Value>> = Vec::new();
@@ -376,6 +378,7 @@ impl Engine {
     }
 
     /// One call of a step (one `for_each` item): render, call (with retry), record, poll, assert.
+    /// `tag_step` is the `labrun:step` tag value: `chapter/step`, with `/n` for item n of a loop.
     async fn one_call(
         &self,
         w: &Workshop,
@@ -383,27 +386,33 @@ impl Engine {
         step: &Step,
         mode: Mode,
         ctx: Context,
+        tag_step: String,
     ) -> Result<(Vec<Mismatch>, Map<String, Value>), String> {
         let mut params =
             self.renderer.render(&step.with, &ctx).map_err(|e| format!("parameters could not be rendered: {e} (in `{}`)", e.template))?;
         params = strip_nulls(params);
         let op = step.op;
         let mutating = !op.read_only && mode == Mode::Run;
-        if mutating {
-            add_tags(op, &mut params, &w.id, chapter.label(), &self.run_id, step.cleanup == Cleanup::None);
-        }
-        // A restore needs the old value before the change.
-        let before = match (mutating, op.undo, &step.cleanup) {
-            (true, Undo::Restore { capture, capture_params, .. }, Cleanup::Auto | Cleanup::Restore) => {
-                let cop = catalog::operation(capture).expect("catalog checks capture ops");
-                let cparams = assert::search(capture_params, &json!({"request": params})).map_err(|e| format!("capture: {e}"))?;
-                Some(self.call_with_retry(step, cop, &strip_nulls(cparams), mode).await.map_err(|e| describe_error(op, &e))?)
+        let phase = if mode == Mode::Run { Phase::Build } else { Phase::Check };
+        let tags = labrun_tags(&w.id, chapter.label(), &self.run_id, &tag_step, step.cleanup == Cleanup::None);
+        let mut response = if mutating {
+            add_tags(op, &mut params, &tags);
+            if let Some(member) = op.client_token
+                && let Value::Object(m) = &mut params
+            {
+                // One token per step and item, the same for every retry: a repeat of a create
+                // that did happen returns the first result instead of making a second one.
+                m.entry(member).or_insert_with(|| Value::String(client_token(&self.run_id, chapter.label(), &tag_step)));
             }
-            _ => None,
+            self.change(w, chapter, step, &params, &tag_step, &ctx).await?
+        } else {
+            self.read(op, &params, phase, Some(step)).await.map_err(|e| describe_error(op, &e))?
         };
-        let mut response = self.call_with_retry(step, op, &params, mode).await.map_err(|e| describe_error(op, &e))?;
-        if mutating {
-            self.record(w, chapter, step, &params, &response, before.as_ref(), &ctx).await?;
+        if mutating && op.tagging == Tagging::BucketTagging {
+            // S3 takes no tags on create: tag the bucket right after, through the same policy.
+            let tagging = catalog::operation("s3:PutBucketTagging").expect("catalog has s3:PutBucketTagging");
+            let p = json!({"Bucket": params["Bucket"], "Tagging": {"TagSet": tags}});
+            self.mutate(step, tagging, &p, &tag_step).await.map_err(|(e, _)| describe_error(tagging, &e))?;
         }
         // `until`: poll until the expectations hold (in check mode, one look is enough).
         let deadline = Instant::now() + step.timeout.unwrap_or(self.pacing.default_timeout);
@@ -418,9 +427,6 @@ impl Engine {
                 }
                 break;
             }
-            if self.cancelled() {
-                return Err("interrupted while waiting".into());
-            }
             if Instant::now() + interval > deadline {
                 let waited = step.timeout.unwrap_or(self.pacing.default_timeout);
                 return Err(format!(
@@ -430,14 +436,211 @@ impl Engine {
                 ));
             }
             self.observer.step_waiting(step, attempt, &mismatches[0].to_string());
-            tokio::time::sleep(interval).await;
+            if retry::sleep(interval, &self.cancel).await.is_err() {
+                return Err("interrupted while waiting".into());
+            }
             interval = (interval * 3 / 2).min(self.pacing.poll_max_interval);
             attempt += 1;
-            response = self.call_with_retry(step, op, &params, mode).await.map_err(|e| describe_error(op, &e))?;
+            response = self.read(op, &params, phase, Some(step)).await.map_err(|e| describe_error(op, &e))?;
         }
         let outputs = self.outputs(step, &response)?;
         let mismatches = self.evaluate(&step.expect, &response, &ctx)?;
         Ok((mismatches, outputs))
+    }
+
+    /// A change, recorded: the intent goes to the ledger before the call, the undo after it.
+    async fn change(
+        &self,
+        w: &Workshop,
+        chapter: &Chapter,
+        step: &Step,
+        params: &Value,
+        tag_step: &str,
+        ctx: &Context,
+    ) -> Result<Value, String> {
+        let op = step.op;
+        // A restore needs the old value before the change.
+        let before = match (op.undo, &step.cleanup) {
+            (Undo::Restore { capture, capture_params, .. }, Cleanup::Auto | Cleanup::Restore) => {
+                let cop = catalog::operation(capture).expect("catalog checks capture ops");
+                let cparams = assert::search(capture_params, &json!({"request": params})).map_err(|e| format!("capture: {e}"))?;
+                Some(self.read(cop, &strip_nulls(cparams), Phase::Build, Some(step)).await.map_err(|e| describe_error(op, &e))?)
+            }
+            _ => None,
+        };
+        let ledger = self.ledger.as_ref().filter(|_| records(step));
+        let intent = match ledger {
+            Some(l) => Some(
+                l.intent(Intent {
+                    id: String::new(),
+                    run_id: self.run_id.clone(),
+                    workshop: w.id.clone(),
+                    chapter: chapter.label().to_string(),
+                    step: step.id.clone(),
+                    tag_step: tag_step.to_string(),
+                    selection: self.selection.clone(),
+                    call: step.call.clone(),
+                    request: params.clone(),
+                    before: before.clone(),
+                    at: now_secs(),
+                })
+                .map_err(|e| format!("could not write the ledger, so nothing was called: {e}"))?,
+            ),
+            None => None,
+        };
+        match self.mutate(step, op, params, tag_step).await {
+            Ok(response) => {
+                self.record(w, chapter, step, params, &response, before.as_ref(), ctx, intent).await?;
+                Ok(response)
+            }
+            Err((e, unsure)) => {
+                // A call that certainly did nothing closes its intent; an unanswered one stays
+                // open, and `down` looks for what it may have made.
+                if let (Some(l), Some(id), false) = (ledger, &intent, unsure) {
+                    l.resolve(id).map_err(|e| format!("could not write the ledger: {e}"))?;
+                }
+                let mut msg = describe_error(op, &e);
+                if unsure {
+                    msg.push_str("; its answer was lost, so it may have happened: `labrun down` looks for it");
+                }
+                Err(msg)
+            }
+        }
+    }
+
+    /// One operation call: labrun's own (synthetic) or the backend's; secrets masked.
+    async fn attempt(&self, op: &'static Operation, params: &Value) -> Result<Value, CallError> {
+        let result = if op.synthetic {
+            crate::reachability::call(self.backend.as_ref(), op, params).await
+        } else {
+            self.backend.call(op, params).await
+        };
+        result.map(|mut v| {
+            mask_secrets(op, &mut v);
+            v
+        })
+    }
+
+    fn pacing_for(&self, step: Option<&Step>) -> Attempts {
+        // A step's own `retry:` wins; otherwise the engine's pacing (tests shrink it).
+        let default = labrun_lab::model::Retry::default();
+        match step {
+            Some(s) if s.retry.attempts != default.attempts || s.retry.delay != default.delay => {
+                Attempts::new(s.retry.attempts, s.retry.delay)
+            }
+            _ => Attempts::new(self.pacing.attempts, self.pacing.retry_base),
+        }
+    }
+
+    /// A call that changes nothing, retried as the phase allows (a lost answer is simply asked again).
+    async fn read(&self, op: &'static Operation, params: &Value, phase: Phase, step: Option<&Step>) -> Result<Value, CallError> {
+        let mut attempts = self.pacing_for(step);
+        loop {
+            let err = match self.attempt(op, params).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let next = if step.is_some_and(|s| s.retry.on.contains(&err.code)) { Next::Retry } else { retry::judge(&err, phase) };
+            let Some(delay) = attempts.next(next, &self.pacing, phase) else { return Err(err) };
+            if let Some(s) = step {
+                self.observer.step_waiting(s, attempts.n - 1, &format!("retrying after {}", err.code));
+            }
+            if retry::sleep(delay, &self.cancel).await.is_err() {
+                return Err(err);
+            }
+        }
+    }
+
+    /// A change, retried without ever repeating a create blindly. After an attempt whose
+    /// answer was lost, the operation's lookup looks for what it made before trying again, and
+    /// an "already exists" kind of answer counts as that attempt's success. Returns the error
+    /// with `true` when an unanswered attempt may have taken effect.
+    async fn mutate(&self, step: &Step, op: &'static Operation, params: &Value, tag_step: &str) -> Result<Value, (CallError, bool)> {
+        let mut attempts = self.pacing_for(Some(step));
+        let mut unsure = false;
+        loop {
+            if unsure && let Some(l) = op.lookup {
+                match self.lookup(l, params, &self.run_id, tag_step).await {
+                    Ok(Some(found)) => return Ok(found),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let Some(delay) = attempts.next(retry::judge(&e, Phase::Check), &self.pacing, Phase::Build) else {
+                            return Err((e, true));
+                        };
+                        if retry::sleep(delay, &self.cancel).await.is_err() {
+                            return Err((e, true));
+                        }
+                        continue;
+                    }
+                }
+            }
+            let err = match self.attempt(op, params).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if unsure && op.already.contains(&err.code.as_str()) {
+                // The attempt whose answer was lost did it.
+                return match op.lookup {
+                    None => Ok(json!({})),
+                    Some(l) => match self.lookup(l, params, &self.run_id, tag_step).await {
+                        Ok(Some(found)) => Ok(found),
+                        _ => Err((
+                            CallError::new(
+                                err.kind,
+                                err.code.clone(),
+                                format!("{} (an earlier attempt's answer was lost, and labrun could not find what it made)", err.message),
+                            ),
+                            true,
+                        )),
+                    },
+                };
+            }
+            if unsure && retry::removes(op) && retry::already_undone(&err) {
+                return Ok(json!({}));
+            }
+            let next = match err.kind {
+                ErrorKind::Transient | ErrorKind::Lost => {
+                    unsure |= err.kind == ErrorKind::Lost || !retry::throttled(&err);
+                    Next::Retry
+                }
+                _ if step.retry.on.contains(&err.code) => Next::Retry,
+                _ => retry::judge(&err, Phase::Build),
+            };
+            let Some(delay) = attempts.next(next, &self.pacing, Phase::Build) else { return Err((err, unsure)) };
+            self.observer.step_waiting(step, attempts.n - 1, &format!("retrying after {}", err.code));
+            if retry::sleep(delay, &self.cancel).await.is_err() {
+                return Err((err, unsure));
+            }
+        }
+    }
+
+    /// Finds what a create made, with the catalog's lookup for it. `Ok(None)`: nothing.
+    async fn lookup(&self, l: &Lookup, request: &Value, run: &str, tag_step: &str) -> Result<Option<Value>, CallError> {
+        let bad = |e: String| CallError::new(ErrorKind::Client, "LookupFailed", e);
+        let op = catalog::operation(l.op).ok_or_else(|| bad(format!("unknown lookup operation {}", l.op)))?;
+        let params = assert::search(l.params, &json!({"request": request, "run": run, "step": tag_step})).map_err(bad)?;
+        let response = match self.read(op, &strip_nulls(params), Phase::Check, None).await {
+            Ok(v) => v,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let items = match assert::search(l.items, &response).map_err(bad)? {
+            Value::Array(a) => a,
+            _ => Vec::new(),
+        };
+        let has_tag = |item: &Value, key: &str, value: &str| {
+            item["Tags"].as_array().is_some_and(|t| t.iter().any(|t| t["Key"] == key && t["Value"] == value))
+        };
+        let ours: Vec<Value> = items
+            .into_iter()
+            .filter(|i| !i.is_null())
+            .filter(|i| l.matching.iter().all(|(item_field, request_field)| i[*item_field] == request[*request_field]))
+            .filter(|i| !l.tagged || (has_tag(i, "labrun:run", run) && has_tag(i, "labrun:step", tag_step)))
+            .collect();
+        if ours.is_empty() {
+            return Ok(None);
+        }
+        assert::search(l.response, &Value::Array(ours)).map(Some).map_err(bad)
     }
 
     fn outputs(&self, step: &Step, response: &Value) -> Result<Map<String, Value>, String> {
@@ -475,35 +678,6 @@ impl Engine {
         })
     }
 
-    /// Calls with retries on transient errors (and, while building, on NotFound right after a create).
-    async fn call_with_retry(&self, step: &Step, op: &'static Operation, params: &Value, mode: Mode) -> Result<Value, CallError> {
-        let mut attempt = 1;
-        loop {
-            let result = if op.synthetic {
-                crate::reachability::call(self.backend.as_ref(), op, params).await
-            } else {
-                self.backend.call(op, params).await
-            };
-            let err = match result {
-                Ok(mut v) => {
-                    mask_secrets(op, &mut v);
-                    return Ok(v);
-                }
-                Err(e) => e,
-            };
-            let retryable = err.kind == ErrorKind::Transient
-                || (err.kind == ErrorKind::NotFound && mode == Mode::Run)
-                || step.retry.on.iter().any(|c| c == &err.code);
-            if !retryable || attempt >= step.retry.attempts || self.cancelled() {
-                return Err(err);
-            }
-            let delay = backoff(step.retry.delay, attempt, self.pacing.retry_max_delay);
-            self.observer.step_waiting(step, attempt, &format!("retrying after {}", err.code));
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
@@ -514,31 +688,35 @@ impl Engine {
         response: &Value,
         before: Option<&Value>,
         ctx: &Context,
+        intent: Option<String>,
     ) -> Result<(), String> {
-        let (undo_call, undo_params) = match (&step.cleanup, step.op.undo) {
-            // An explicit cleanup call wins; otherwise the catalog's undo, unless there is none.
-            (Cleanup::None, _) => return Ok(()),
-            (Cleanup::Call { call, with }, _) => {
+        let Some(ledger) = &self.ledger else { return Ok(()) };
+        let undo = match &step.cleanup {
+            Cleanup::None => None,
+            // An explicit cleanup call wins; otherwise the catalog's undo.
+            Cleanup::Call { call, with } => {
                 let mut c = ctx.clone();
                 c.steps.insert(step.id.clone(), json!({"request": request, "response": response}));
                 let params = self.renderer.render(with, &c).map_err(|e| format!("cleanup parameters: {e}"))?;
-                (call.clone(), params)
+                Some((call.clone(), params))
             }
-            (_, Undo::Call { op, params }) => (op.to_string(), assert::search(params, &json!({"request": request, "response": response}))?),
-            (_, Undo::Restore { op, params, .. }) => (
-                op.to_string(),
-                assert::search(params, &json!({"request": request, "response": response, "before": before.cloned().unwrap_or_default()}))?,
-            ),
-            (Cleanup::Auto | Cleanup::Restore, Undo::None) => return Ok(()),
+            Cleanup::Auto | Cleanup::Restore => catalog_undo(step.op, request, response, before)?,
+        };
+        let Some((undo_call, undo_params)) = undo else {
+            if let Some(id) = &intent {
+                ledger.resolve(id).map_err(|e| format!("could not write the ledger: {e}"))?;
+            }
+            return Ok(());
         };
         let undo_params = strip_nulls(undo_params);
-        let Some(ledger) = &self.ledger else { return Ok(()) };
         let entry = Entry {
-            seq: 0,
+            id: String::new(),
+            intent,
             run_id: self.run_id.clone(),
             workshop: w.id.clone(),
             chapter: chapter.label().to_string(),
             step: step.id.clone(),
+            selection: self.selection.clone(),
             call: step.call.clone(),
             undo_call,
             resource: describe_resource(&undo_params),
@@ -548,65 +726,157 @@ impl Engine {
         ledger.record(entry).map(|_| ()).map_err(|e| format!("could not write the ledger, stopping so nothing is lost: {e}"))
     }
 
-    /// `labrun down`: undoes outstanding ledger entries of these chapters, newest first.
-    /// Idempotent: a resource that is already gone counts as undone.
+    /// `labrun down`: undoes outstanding ledger entries of these chapters (and of the
+    /// prerequisites built for them), newest first; resolves intents whose answer was lost by
+    /// looking for what they made; then sweeps by tag. Idempotent and resumable: a resource that
+    /// is already gone counts as undone, and a failure leaves its entry for the next `down`.
     pub async fn down(&self, workshop: &str, chapters: Option<&[String]>) -> DownReport {
         let mut report = DownReport::default();
         let Some(ledger) = &self.ledger else { return report };
-        let entries = match ledger.outstanding() {
-            Ok(e) => e,
-            Err(e) => {
+        let (pending, runs) = match (ledger.outstanding(), ledger.runs(workshop, chapters)) {
+            (Ok(p), Ok(r)) => (p, r),
+            (Err(e), _) | (_, Err(e)) => {
                 report.errors.push(e.to_string());
                 return report;
             }
         };
-        for entry in entries.into_iter().filter(|e| e.workshop == workshop && chapters.is_none_or(|c| c.contains(&e.chapter))) {
+        for item in pending.into_iter().filter(|p| p.concerns(workshop, chapters)) {
             if self.cancelled() {
                 report.interrupted = true;
                 break;
             }
-            let outcome = self.undo(&entry).await;
-            self.observer.undo_finished(&entry, &outcome);
+            let (shown, outcome, close) = match &item {
+                Pending::Entry(entry) => (entry.clone(), self.undo(&entry.undo_call, &entry.undo_params).await, entry.id.clone()),
+                Pending::Intent(intent) => {
+                    let (shown, outcome) = self.resolve_intent(intent).await;
+                    (shown, outcome, intent.id.clone())
+                }
+            };
+            self.observer.undo_finished(&shown, &outcome);
             match &outcome {
                 UndoOutcome::Undone | UndoOutcome::AlreadyGone => {
-                    if let Err(e) = ledger.mark_undone(entry.seq) {
+                    let written = match item {
+                        Pending::Entry(_) => ledger.mark_undone(&close),
+                        Pending::Intent(_) => ledger.resolve(&close),
+                    };
+                    if let Err(e) = written {
                         report.errors.push(e.to_string());
                     }
                     report.undone += 1;
                 }
-                UndoOutcome::Failed(msg) => report.errors.push(format!("{} {} ({}): {msg}", entry.undo_call, entry.resource, entry.step)),
+                UndoOutcome::Failed(msg) => report.errors.push(format!("{} {} ({}): {msg}", shown.undo_call, shown.resource, shown.step)),
             }
         }
         if !report.interrupted {
-            let (swept, failed) = crate::sweep::sweep(self.backend.as_ref(), workshop, chapters).await;
-            report.swept = swept;
-            report.errors.extend(failed);
+            let scope = crate::sweep::SweepScope { workshop: workshop.to_string(), chapters: chapters.map(<[String]>::to_vec), runs };
+            let retrying = retry::Retrying {
+                inner: self.backend.as_ref(),
+                pacing: self.pacing.clone(),
+                phase: Phase::Cleanup,
+                cancel: self.cancel.clone(),
+            };
+            let swept = crate::sweep::sweep(&retrying, &scope).await;
+            report.swept = swept.deleted;
+            report.errors.extend(swept.failed);
+            report.interrupted = self.cancelled();
         }
         report
     }
 
-    async fn undo(&self, entry: &Entry) -> UndoOutcome {
-        let Some(op) = catalog::operation(&entry.undo_call) else {
-            return UndoOutcome::Failed(format!("unknown operation {}", entry.undo_call));
+    /// An intent whose call never answered: find what it made and undo that.
+    async fn resolve_intent(&self, intent: &Intent) -> (Entry, UndoOutcome) {
+        let mut shown = Entry {
+            id: intent.id.clone(),
+            intent: Some(intent.id.clone()),
+            run_id: intent.run_id.clone(),
+            workshop: intent.workshop.clone(),
+            chapter: intent.chapter.clone(),
+            step: intent.step.clone(),
+            selection: intent.selection.clone(),
+            call: intent.call.clone(),
+            undo_call: String::new(),
+            undo_params: Value::Null,
+            resource: format!("whatever {} made (its answer was lost)", intent.call),
+            at: intent.at,
         };
-        let started = Instant::now();
-        let mut attempt = 1;
+        let Some(op) = catalog::operation(&intent.call) else {
+            return (shown, UndoOutcome::Failed(format!("unknown operation {}", intent.call)));
+        };
+        let response = match op.lookup {
+            Some(l) => match self.lookup(l, &intent.request, &intent.run_id, &intent.tag_step).await {
+                Ok(Some(found)) => found,
+                // Nothing carries its tags: the call never took effect.
+                Ok(None) => return (shown, UndoOutcome::AlreadyGone),
+                Err(e) => return (shown, UndoOutcome::Failed(format!("looking for what {} made: {e}", intent.call))),
+            },
+            // Changes found by their undo alone: undoing something that never happened is
+            // answered "already undone".
+            None => json!({}),
+        };
+        let undo = match catalog_undo(op, &intent.request, &response, intent.before.as_ref()) {
+            Ok(Some(u)) => u,
+            Ok(None) => return (shown, UndoOutcome::AlreadyGone),
+            Err(e) => return (shown, UndoOutcome::Failed(e)),
+        };
+        shown.undo_call = undo.0;
+        shown.undo_params = strip_nulls(undo.1);
+        shown.resource = describe_resource(&shown.undo_params);
+        let outcome = self.undo(&shown.undo_call, &shown.undo_params).await;
+        (shown, outcome)
+    }
+
+    async fn undo(&self, call: &str, params: &Value) -> UndoOutcome {
+        let Some(op) = catalog::operation(call) else {
+            return UndoOutcome::Failed(format!("unknown operation {call}"));
+        };
+        let mut attempts = Attempts::new(self.pacing.attempts, self.pacing.retry_base);
         loop {
-            match self.backend.call(op, &entry.undo_params).await {
+            let err = match self.backend.call(op, params).await {
                 Ok(_) => return UndoOutcome::Undone,
-                Err(e) if e.kind == ErrorKind::NotFound || is_already_undone(&e) => return UndoOutcome::AlreadyGone,
-                Err(e)
-                    if (e.kind == ErrorKind::Transient || is_dependency(&e))
-                        && started.elapsed() < self.pacing.dependency_patience
-                        && !self.cancelled() =>
-                {
-                    tokio::time::sleep(backoff(Duration::from_millis(500), attempt, self.pacing.retry_max_delay)).await;
-                    attempt += 1;
-                }
-                Err(e) => return UndoOutcome::Failed(e.to_string()),
+                Err(e) if retry::already_undone(&e) => return UndoOutcome::AlreadyGone,
+                Err(e) => e,
+            };
+            let Some(delay) = attempts.next(retry::judge(&err, Phase::Cleanup), &self.pacing, Phase::Cleanup) else {
+                return UndoOutcome::Failed(err.to_string());
+            };
+            if retry::sleep(delay, &self.cancel).await.is_err() {
+                return UndoOutcome::Failed(format!("interrupted: {err}"));
             }
         }
     }
+}
+
+/// True when a successful call of this step leaves an entry in the ledger.
+fn records(step: &Step) -> bool {
+    match &step.cleanup {
+        Cleanup::None => false,
+        Cleanup::Call { .. } => true,
+        Cleanup::Auto | Cleanup::Restore => !matches!(step.op.undo, Undo::None),
+    }
+}
+
+/// The catalog's undo of a call, computed from what was asked, answered and read before.
+fn catalog_undo(op: &Operation, request: &Value, response: &Value, before: Option<&Value>) -> Result<Option<(String, Value)>, String> {
+    Ok(match op.undo {
+        Undo::None => None,
+        Undo::Call { op, params } => Some((op.to_string(), assert::search(params, &json!({"request": request, "response": response}))?)),
+        Undo::Restore { op, params, .. } => Some((
+            op.to_string(),
+            assert::search(params, &json!({"request": request, "response": response, "before": before.cloned().unwrap_or_default()}))?,
+        )),
+    })
+}
+
+/// A client token for one step (and item) of one run: the same for every retry, at most 64
+/// characters as EC2 allows.
+fn client_token(run_id: &str, chapter: &str, tag_step: &str) -> String {
+    let token = format!("labrun-{run_id}-{chapter}-{tag_step}");
+    if token.len() <= 64 {
+        return token;
+    }
+    // FNV-1a: stable across processes and versions, unlike the standard library's hasher.
+    let hash = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("labrun-{run_id}-{hash:016x}").chars().take(64).collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -625,25 +895,6 @@ pub struct DownReport {
     pub swept: Vec<String>,
 }
 
-fn is_dependency(e: &CallError) -> bool {
-    matches!(e.code.as_str(), "DependencyViolation" | "DeleteConflict" | "IncorrectState" | "InvalidState" | "ResourceInUse")
-}
-
-/// Undo calls on something already reversed: a detach of a detached gateway, a revoke of a
-/// rule that is gone, a disassociation already done.
-fn is_already_undone(e: &CallError) -> bool {
-    matches!(
-        e.code.as_str(),
-        "Gateway.NotAttached"
-            | "InvalidPermission.NotFound"
-            | "InvalidAssociationID.NotFound"
-            | "NoSuchBucket"
-            | "NoSuchEntity"
-            | "InvalidDocument"
-    ) || e.code.ends_with(".NotFound")
-        || e.code.ends_with("NotFound")
-}
-
 /// Steps whose outputs this step's parameters or `for_each` use.
 fn depends_on(step: &Step) -> Vec<String> {
     fn walk(v: &Value, out: &mut Vec<String>) {
@@ -660,13 +911,6 @@ fn depends_on(step: &Step) -> Vec<String> {
         walk(f, &mut out);
     }
     out
-}
-
-/// Exponential backoff with full jitter, capped.
-fn backoff(base: Duration, attempt: u32, cap: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(10)).min(cap);
-    let jitter: f64 = rand::random::<f64>() * 0.5 + 0.5;
-    exp.mul_f64(jitter)
 }
 
 fn describe_error(op: &Operation, e: &CallError) -> String {
@@ -688,42 +932,60 @@ fn describe_resource(params: &Value) -> String {
     }
 }
 
-/// Adds `labrun:workshop`, `labrun:chapter` and `labrun:run` tags to a create call, and
-/// `labrun:cleanup=none` where the author asked labrun to leave the resource (the sweep obeys).
-pub fn add_tags(op: &Operation, params: &mut Value, workshop: &str, chapter: &str, run_id: &str, keep: bool) {
-    let mut tags = json!([
-        {"Key": "labrun:workshop", "Value": workshop},
-        {"Key": "labrun:chapter", "Value": chapter},
-        {"Key": "labrun:run", "Value": run_id},
-    ]);
-    if keep && let Value::Array(t) = &mut tags {
-        t.push(json!({"Key": "labrun:cleanup", "Value": "none"}));
+/// The `labrun:*` tags of a create: workshop, chapter, run and step (which `down` and the
+/// lookup after a lost answer find it by), and `labrun:cleanup=none` where the author asked
+/// labrun to leave the resource (the sweep obeys).
+pub fn labrun_tags(workshop: &str, chapter: &str, run_id: &str, tag_step: &str, keep: bool) -> Value {
+    let mut tags = vec![
+        json!({"Key": "labrun:workshop", "Value": workshop}),
+        json!({"Key": "labrun:chapter", "Value": chapter}),
+        json!({"Key": "labrun:run", "Value": run_id}),
+        json!({"Key": "labrun:step", "Value": tag_step}),
+    ];
+    if keep {
+        tags.push(json!({"Key": "labrun:cleanup", "Value": "none"}));
     }
+    Value::Array(tags)
+}
+
+/// Adds the tags to a create call the way its API takes them. Buckets take none on create:
+/// the engine tags them with `s3:PutBucketTagging` right after.
+pub fn add_tags(op: &Operation, params: &mut Value, tags: &Value) {
     let Value::Object(map) = params else { return };
+    let list = tags.as_array().cloned().unwrap_or_default();
     match op.tagging {
         Tagging::TagSpecifications(resource) => {
             let specs = map.entry("TagSpecifications").or_insert_with(|| json!([]));
             let Value::Array(specs) = specs else { return };
             match specs.iter_mut().find(|s| s.get("ResourceType").and_then(Value::as_str) == Some(resource)) {
                 Some(spec) => {
-                    let list = spec.as_object_mut().map(|o| o.entry("Tags").or_insert_with(|| json!([])));
-                    if let Some(Value::Array(list)) = list {
-                        list.extend(tags.as_array().cloned().unwrap_or_default());
+                    if let Some(Value::Array(existing)) = spec.as_object_mut().map(|o| o.entry("Tags").or_insert_with(|| json!([]))) {
+                        existing.extend(list);
                     }
                 }
-                None => specs.push(json!({"ResourceType": resource, "Tags": tags})),
+                None => specs.push(json!({"ResourceType": resource, "Tags": list})),
             }
         }
         Tagging::Tags => {
-            let list = map.entry("Tags").or_insert_with(|| json!([]));
-            if let Value::Array(list) = list {
-                list.extend(tags.as_array().cloned().unwrap_or_default());
+            if let Value::Array(existing) = map.entry("Tags").or_insert_with(|| json!([])) {
+                existing.extend(list);
             }
         }
-        // Buckets are tagged by the backend right after CreateBucket (S3 has no tags on create).
-        Tagging::BucketTagging => {
-            map.insert("__labrun_tags".into(), tags);
-        }
-        Tagging::None => {}
+        Tagging::BucketTagging | Tagging::None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_tokens_are_stable_and_fit_ec2s_limit() {
+        let a = client_token("19a2b3c4d5e-0f1e", "3.2.2.1", "create-endpoint");
+        assert_eq!(a, client_token("19a2b3c4d5e-0f1e", "3.2.2.1", "create-endpoint"));
+        assert_ne!(a, client_token("19a2b3c4d5e-0f1e", "3.2.2.2", "create-endpoint"));
+        let long = client_token("19a2b3c4d5e-0f1e", "3.2.2.1", &"x".repeat(80));
+        assert!(long.len() <= 64);
+        assert_ne!(long, client_token("19a2b3c4d5e-0f1e", "3.2.2.1", &"y".repeat(80)));
     }
 }

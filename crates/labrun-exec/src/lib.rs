@@ -8,9 +8,11 @@ pub mod engine;
 pub mod ledger;
 pub mod plan;
 pub mod reachability;
+pub mod retry;
 pub mod sweep;
 pub mod template;
 
 pub use backend::{Backend, CallError, ErrorKind, TargetInfo, TargetKind};
 pub use engine::{ChapterReport, DownReport, Engine, Mode, Observer, Pacing, Quiet, RunReport, Status, StepReport, UndoOutcome};
-pub use ledger::{Entry, Ledger};
+pub use ledger::{Entry, Intent, Ledger, Pending};
+pub use retry::Phase;

@@ -2,7 +2,7 @@
 //! timeout, the ledger and `down`, crash resume, check mode's read-only promise, restores,
 //! gaps and secret masking. No AWS, no emulator.
 
-use labrun_exec::{Backend, CallError, Engine, ErrorKind, Ledger, Mode, Pacing, Quiet, Status, TargetInfo, TargetKind};
+use labrun_exec::{Backend, CallError, Engine, ErrorKind, Ledger, Mode, Pacing, Pending, Quiet, Status, TargetInfo, TargetKind};
 use labrun_lab::catalog::Operation;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -22,6 +22,17 @@ struct Fake {
     pending_polls: AtomicU32,
     /// DeleteVpc fails with a client error this many times.
     refuse_deletes: AtomicU32,
+    /// Mutating calls take effect and then lose their answer, this many times.
+    lose_after: AtomicU32,
+    /// Mutating calls are cut before they take effect (a reset), this many times.
+    reset_before: AtomicU32,
+    /// NotFound for DescribeVpcs by id, this many times (eventual consistency).
+    not_yet: AtomicU32,
+    /// Calls in flight now, and the most seen at once.
+    in_flight: AtomicU32,
+    max_in_flight: AtomicU32,
+    /// Each call takes this long (ms), so concurrency can be observed.
+    delay_ms: AtomicU32,
 }
 
 impl Fake {
@@ -29,7 +40,7 @@ impl Fake {
         Arc::new(Fake {
             target: TargetInfo {
                 kind: TargetKind::Emulator,
-                endpoint: Some("http://fake".into()),
+                endpoint: Some("http://127.0.0.1:9".into()),
                 account: "111111111111".into(),
                 region: "ap-southeast-1".into(),
             },
@@ -39,6 +50,12 @@ impl Fake {
             throttle: AtomicU32::new(0),
             pending_polls: AtomicU32::new(0),
             refuse_deletes: AtomicU32::new(0),
+            lose_after: AtomicU32::new(0),
+            reset_before: AtomicU32::new(0),
+            not_yet: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            max_in_flight: AtomicU32::new(0),
+            delay_ms: AtomicU32::new(0),
         })
     }
     fn calls(&self) -> Vec<String> {
@@ -60,8 +77,36 @@ impl Backend for Fake {
     }
     async fn call(&self, op: &'static Operation, p: &Value) -> Result<Value, CallError> {
         self.calls.lock().unwrap().push((op.name.to_string(), p.clone()));
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay.into())).await;
+        }
+        let result = self.answer(op, p);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !op.read_only && result.is_ok() && take(&self.lose_after) {
+            return Err(CallError::new(ErrorKind::Lost, "ResponseLost", "connection closed before the answer"));
+        }
+        result
+    }
+}
+
+fn has_tags(v: &Value, filters: &Value) -> bool {
+    filters.as_array().into_iter().flatten().all(|f| {
+        let Some(key) = f["Name"].as_str().and_then(|n| n.strip_prefix("tag:")) else { return true };
+        let values = f["Values"].as_array().cloned().unwrap_or_default();
+        v["Tags"].as_array().is_some_and(|tags| tags.iter().any(|t| t["Key"] == key && values.contains(&t["Value"])))
+    })
+}
+
+impl Fake {
+    fn answer(&self, op: &'static Operation, p: &Value) -> Result<Value, CallError> {
         if take(&self.throttle) {
             return Err(CallError::new(ErrorKind::Transient, "Throttling", "slow down"));
+        }
+        if !op.read_only && take(&self.reset_before) {
+            return Err(CallError::new(ErrorKind::Lost, "ResponseLost", "connection reset"));
         }
         let mut vpcs = self.vpcs.lock().unwrap();
         match op.name {
@@ -77,11 +122,14 @@ impl Backend for Fake {
                 Ok(json!({"Vpc": {"VpcId": id, "State": "pending"}}))
             }
             "ec2:DescribeVpcs" => {
+                if p["VpcIds"].is_array() && take(&self.not_yet) {
+                    return Err(CallError::new(ErrorKind::NotFound, "InvalidVpcID.NotFound", "not yet"));
+                }
                 let state = if take(&self.pending_polls) { "pending" } else { "available" };
-                let want = p["Filters"][0]["Values"][0].clone();
+                let ids = p["VpcIds"].as_array().cloned();
                 let list: Vec<Value> = vpcs
                     .values()
-                    .filter(|(v, _)| want.is_null() || v["Name"] == want)
+                    .filter(|(v, _)| has_tags(v, &p["Filters"]) && ids.as_ref().is_none_or(|i| i.contains(&v["VpcId"])))
                     .map(|(v, _)| {
                         let mut v = v.clone();
                         v["State"] = json!(state);
@@ -116,6 +164,20 @@ impl Backend for Fake {
             ),
             "iam:DeleteAccessKey" | "ec2:DescribeTags" => Ok(json!({"Tags": []})),
             "ec2:CreateSubnet" => Err(CallError::new(ErrorKind::Client, "InvalidParameterValue", "CIDR outside the VPC")),
+            "ec2:RunInstances" => {
+                // Honours ClientToken as EC2 does: the same token returns the first result.
+                let token = p["ClientToken"].as_str().unwrap_or_default().to_string();
+                let id = format!("i-{}", token.len());
+                Ok(json!({"Instances": [{"InstanceId": id, "ClientToken": token}]}))
+            }
+            "ec2:TerminateInstances" => Ok(json!({})),
+            // The sweep's listings: nothing of those kinds in this cloud.
+            "iam:ListInstanceProfiles" => Ok(json!({"InstanceProfiles": []})),
+            "iam:ListRoles" => Ok(json!({"Roles": []})),
+            "iam:ListUsers" => Ok(json!({"Users": []})),
+            "ssm:ListDocuments" => Ok(json!({"DocumentIdentifiers": []})),
+            "ssm:DescribeParameters" => Ok(json!({"Parameters": []})),
+            "s3:ListBuckets" => Ok(json!({"Buckets": []})),
             "ec2:DescribeInstanceInformation" => Err(CallError::new(ErrorKind::Unsupported, "InternalFailure", "not implemented")),
             other => Err(CallError::new(ErrorKind::Unsupported, "NotInFake", other.to_string())),
         }
@@ -133,14 +195,17 @@ fn chapter(yaml: &str) -> (tempfile::TempDir, labrun_lab::Workshop) {
 }
 
 fn engine(fake: &Arc<Fake>, ledger_dir: &std::path::Path) -> Engine {
-    let ledger = Arc::new(Ledger::open(ledger_dir, "fake").unwrap());
+    let ledger = Arc::new(Ledger::open(ledger_dir, fake.target()).unwrap());
     let mut e = Engine::new(fake.clone(), Some(ledger), Arc::new(Quiet), "run-1".into());
     e.pacing = Pacing {
         poll_interval: Duration::from_millis(5),
         poll_max_interval: Duration::from_millis(10),
         default_timeout: Duration::from_millis(300),
+        retry_base: Duration::from_millis(1),
         retry_max_delay: Duration::from_millis(5),
+        consistency_patience: Duration::from_millis(200),
         dependency_patience: Duration::from_millis(50),
+        attempts: 5,
     };
     e
 }
@@ -168,7 +233,7 @@ async fn steps_run_in_order_with_rendered_parameters_tags_and_outputs() {
     let create = &fake.params_of("ec2:CreateVpc")[0];
     assert_eq!(create["CidrBlock"], "10.1.0.0/16");
     let keys: Vec<&str> = create["TagSpecifications"][0]["Tags"].as_array().unwrap().iter().filter_map(|t| t["Key"].as_str()).collect();
-    assert_eq!(keys, ["Name", "labrun:workshop", "labrun:chapter", "labrun:run"]);
+    assert_eq!(keys, ["Name", "labrun:workshop", "labrun:chapter", "labrun:run", "labrun:step"]);
 }
 
 #[tokio::test]
@@ -321,15 +386,15 @@ async fn cancelling_stops_at_a_safe_point_with_everything_recorded() {
     let (dir, w) = chapter(
         "- id: a\n  call: ec2:CreateVpc\n  with: { CidrBlock: 10.1.0.0/16 }\n- id: b\n  call: ec2:CreateVpc\n  with: { CidrBlock: 10.2.0.0/16 }\n",
     );
-    let e = engine(&fake, dir.path());
-    e.cancel.store(true, Ordering::SeqCst);
+    let mut e = engine(&fake, dir.path());
+    e.cancel.cancel();
     let r = e.run(&w, &[0], false).await;
     assert!(r.interrupted);
     assert!(fake.calls().is_empty());
-    e.cancel.store(false, Ordering::SeqCst);
+    e.cancel = tokio_util::sync::CancellationToken::new();
     let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
     assert!(!r.failed());
-    let ledger = Ledger::open(dir.path(), "fake").unwrap();
+    let ledger = Ledger::open(dir.path(), fake.target()).unwrap();
     assert_eq!(ledger.outstanding().unwrap().len(), 2, "each change is in the ledger before the next step");
 }
 
@@ -388,8 +453,188 @@ async fn secrets_are_masked_before_outputs_reports_and_the_ledger() {
     );
     let e = engine(&fake, dir.path());
     let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
-    let everything =
-        format!("{}{}", serde_json::to_string(&r).unwrap(), std::fs::read_to_string(dir.path().join("ledger-fake.jsonl")).unwrap());
+    let ledger = Ledger::open(dir.path(), fake.target()).unwrap();
+    let everything = format!("{}{}", serde_json::to_string(&r).unwrap(), std::fs::read_to_string(ledger.path()).unwrap());
     assert!(!everything.contains("SECRET"), "{everything}");
     assert!(everything.contains("AKIAFAKE"), "the key id itself is not secret and is needed to delete it");
+}
+
+// ---- Real-world conditions: lost answers, client tokens, eventual consistency, cancellation.
+
+fn vpc_count(fake: &Fake) -> usize {
+    fake.vpcs.lock().unwrap().len()
+}
+
+/// The create happened, its answer was lost: labrun finds the VPC by its run and step tags
+/// instead of making a second one, and binds the found id.
+#[tokio::test]
+async fn a_lost_answer_to_a_create_is_looked_up_not_repeated() {
+    let fake = Fake::new();
+    fake.lose_after.store(1, Ordering::SeqCst);
+    let (dir, w) = chapter(CREATE_AND_FIND);
+    let e = engine(&fake, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert!(!r.failed(), "{r:#?}");
+    assert_eq!(vpc_count(&fake), 1, "no duplicate");
+    assert_eq!(fake.calls()[..2], ["ec2:CreateVpc", "ec2:DescribeVpcs"], "the lookup comes before any second create");
+    let lookup = &fake.params_of("ec2:DescribeVpcs")[0];
+    assert_eq!(lookup["Filters"][0], json!({"Name": "tag:labrun:run", "Values": ["run-1"]}));
+    assert_eq!(lookup["Filters"][1], json!({"Name": "tag:labrun:step", "Values": ["1/create"]}));
+    // The found VPC is recorded like any other: down removes it.
+    let d = e.down("t", None).await;
+    assert_eq!((d.undone, d.errors.len()), (1, 0), "{d:?}");
+    assert_eq!(vpc_count(&fake), 0);
+}
+
+/// A reset before the request took effect: the lookup finds nothing, so trying again is safe.
+#[tokio::test]
+async fn a_create_cut_before_it_happened_is_tried_again_once_the_lookup_finds_nothing() {
+    let fake = Fake::new();
+    fake.reset_before.store(2, Ordering::SeqCst);
+    let (dir, w) = chapter(CREATE_AND_FIND);
+    let e = engine(&fake, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert!(!r.failed(), "{r:#?}");
+    assert_eq!(vpc_count(&fake), 1);
+    assert_eq!(fake.calls().iter().filter(|c| *c == "ec2:CreateVpc").count(), 3);
+}
+
+/// Every answer lost: the step fails, but the intent written before the call stays in the
+/// ledger, and `down` finds the VPC by its tags and deletes it.
+#[tokio::test]
+async fn the_intent_is_written_first_so_down_finds_what_a_lost_answer_made() {
+    let fake = Fake::new();
+    fake.lose_after.store(1, Ordering::SeqCst);
+    fake.throttle.store(0, Ordering::SeqCst);
+    let (dir, w) = chapter("- id: only\n  call: ec2:CreateVpc\n  with: { CidrBlock: 10.1.0.0/16 }\n");
+    let mut e = engine(&fake, dir.path());
+    // One attempt: the lost answer is final for the run.
+    e.pacing.attempts = 1;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert_eq!(r.steps[0].status, Status::Failed);
+    let msg = r.steps[0].message.clone().unwrap_or_default();
+    assert!(msg.contains("its answer was lost, so it may have happened"), "{msg}");
+    assert_eq!(vpc_count(&fake), 1);
+    let ledger = Ledger::open(dir.path(), fake.target()).unwrap();
+    let pending = ledger.outstanding().unwrap();
+    assert!(matches!(&pending[..], [Pending::Intent(i)] if i.call == "ec2:CreateVpc" && i.tag_step == "1/only"), "{pending:?}");
+    let e = engine(&fake, dir.path());
+    let d = e.down("t", None).await;
+    assert_eq!((d.undone, d.errors.len()), (1, 0), "{d:?}");
+    assert_eq!(vpc_count(&fake), 0, "down found it by its tags");
+    assert!(ledger.outstanding().unwrap().is_empty(), "the intent is resolved");
+    // A refused create certainly did nothing: its intent is closed at once.
+    let (dir, w) = chapter("- id: s\n  call: ec2:CreateSubnet\n  with: { VpcId: vpc-1, CidrBlock: 10.9.0.0/24 }\n");
+    let e = engine(&fake, dir.path());
+    e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert!(Ledger::open(dir.path(), fake.target()).unwrap().outstanding().unwrap().is_empty());
+}
+
+/// A create that takes a client token keeps one token across every retry of the step.
+#[tokio::test]
+async fn a_client_token_is_set_once_per_step_and_kept_across_retries() {
+    let fake = Fake::new();
+    fake.throttle.store(2, Ordering::SeqCst);
+    let (dir, w) = chapter("- id: vm\n  call: ec2:RunInstances\n  with: { ImageId: ami-1 }\n");
+    let e = engine(&fake, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert!(!r.failed(), "{r:#?}");
+    let tokens: Vec<Value> = fake.params_of("ec2:RunInstances").iter().map(|p| p["ClientToken"].clone()).collect();
+    assert_eq!(tokens.len(), 3);
+    assert!(tokens[0].as_str().is_some_and(|t| t.starts_with("labrun-run-1-")), "{tokens:?}");
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+}
+
+/// Throttling is retried as many times as the pacing allows, by the engine alone.
+#[tokio::test]
+async fn throttling_is_retried_a_bounded_number_of_times() {
+    let fake = Fake::new();
+    fake.throttle.store(u32::MAX, Ordering::SeqCst);
+    let (dir, w) = chapter(CREATE_AND_FIND);
+    let e = engine(&fake, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert_eq!(r.steps[0].status, Status::Failed);
+    assert_eq!(fake.calls().len(), 5, "exactly `attempts` attempts");
+}
+
+/// Right after a create, a describe by id may answer NotFound: retried while building, the
+/// answer itself in check mode.
+#[tokio::test]
+async fn not_found_is_eventual_consistency_while_building_and_the_answer_in_check_mode() {
+    let yaml = format!(
+        "{CREATE_AND_FIND}- id: by-id\n  call: ec2:DescribeVpcs\n  with: {{ VpcIds: [ \"{{{{ steps.create.id }}}}\" ] }}\n  expect: {{ \"length(Vpcs)\": 1 }}\n"
+    );
+    let fake = Fake::new();
+    fake.not_yet.store(3, Ordering::SeqCst);
+    let (dir, w) = chapter(&yaml);
+    let e = engine(&fake, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert!(!r.failed(), "{r:#?}");
+    assert_eq!(fake.params_of("ec2:DescribeVpcs").iter().filter(|p| p["VpcIds"].is_array()).count(), 4, "three NotFound, then found");
+    let (dir, w) = chapter("- id: by-id\n  call: ec2:DescribeVpcs\n  with: { VpcIds: [ vpc-1 ] }\n");
+    let e = engine(&fake, dir.path());
+    fake.not_yet.store(1, Ordering::SeqCst);
+    let r = e.chapter(&w, &w.chapters[0], Mode::Check, false, false).await;
+    assert_eq!(r.steps[0].status, Status::Failed, "{r:#?}");
+    assert!(r.steps[0].message.as_deref().unwrap_or_default().contains("InvalidVpcID.NotFound"));
+}
+
+/// Ctrl-C during a long wait returns at once, not after the poll interval.
+#[tokio::test]
+async fn cancelling_stops_a_long_wait_at_once() {
+    let fake = Fake::new();
+    fake.pending_polls.store(u32::MAX, Ordering::SeqCst);
+    let (dir, w) = chapter(&CREATE_AND_FIND.replace("until:", "timeout: 1h\n  interval: 10m\n  until:"));
+    let e = engine(&fake, dir.path());
+    let cancel = e.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+    });
+    let started = std::time::Instant::now();
+    let r = e.run(&w, &[0], true).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped within the wait, not after 10 minutes");
+    assert!(r.interrupted);
+    assert_eq!(r.chapters[0].steps[1].message.as_deref(), Some("interrupted while waiting"));
+    let ledger = Ledger::open(dir.path(), fake.target()).unwrap();
+    assert_eq!(ledger.outstanding().unwrap().len(), 1, "the VPC made before the wait is recorded");
+}
+
+/// What a run built as a prerequisite of the addressed chapters is undone by `down` of them.
+#[tokio::test]
+async fn down_of_the_addressed_chapters_undoes_their_prerequisites_too() {
+    let fake = Fake::new();
+    let (dir, w) = chapter(CREATE_AND_FIND);
+    let mut e = engine(&fake, dir.path());
+    e.selection = vec!["9.1".into()];
+    assert!(!e.chapter(&w, &w.chapters[0], Mode::Run, true, false).await.failed());
+    assert_eq!(e.down("t", Some(&["4".to_string()])).await.undone, 0, "another chapter's down leaves it");
+    let d = e.down("t", Some(&["9.1".to_string()])).await;
+    assert_eq!((d.undone, d.errors.len()), (1, 0), "{d:?}");
+    assert_eq!(vpc_count(&fake), 0);
+}
+
+/// `for_each` runs a few items at once, never all of them, and refuses absurd lists.
+#[tokio::test]
+async fn for_each_is_bounded_in_concurrency_and_size() {
+    let fake = Fake::new();
+    fake.delay_ms.store(20, Ordering::SeqCst);
+    let items: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
+    let yaml = format!(
+        "- id: many\n  call: ec2:DescribeVpcs\n  for_each: {items:?}\n  with: {{ Filters: [ {{ Name: \"tag:Name\", Values: [ \"{{{{ item }}}}\" ] }} ] }}\n"
+    );
+    let (dir, w) = chapter(&yaml);
+    let e = engine(&fake, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert!(!r.failed(), "{r:#?}");
+    let most = fake.max_in_flight.load(Ordering::SeqCst);
+    assert!((2..=labrun_exec::engine::FOR_EACH_CONCURRENCY as u32).contains(&most), "{most} calls at once");
+
+    let fake = Fake::new();
+    let (dir, w) = chapter("- id: huge\n  call: ec2:DescribeVpcs\n  for_each: \"{{ vars.names }}\"\n");
+    let mut e = engine(&fake, dir.path());
+    e.var_overrides.insert("names".into(), Value::Array((0..1001).map(|i| json!(i)).collect()));
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert_eq!(r.steps[0].message.as_deref(), Some("`for_each` gave 1001 items; a step may loop over at most 1000"));
+    assert!(fake.calls().is_empty());
 }
