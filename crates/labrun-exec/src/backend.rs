@@ -97,7 +97,6 @@ impl CallError {
     }
 }
 
-
 /// A cloud the engine can call. Implementations must be cheap to share across tasks.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync {

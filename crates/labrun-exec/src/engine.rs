@@ -733,7 +733,7 @@ impl Engine {
     pub async fn down(&self, workshop: &str, chapters: Option<&[String]>) -> DownReport {
         let mut report = DownReport::default();
         let Some(ledger) = &self.ledger else { return report };
-        let (pending, runs) = match (ledger.outstanding(), ledger.runs(workshop, chapters)) {
+        let (pending, built_for) = match (ledger.outstanding(), ledger.built_for(workshop, chapters.unwrap_or_default())) {
             (Ok(p), Ok(r)) => (p, r),
             (Err(e), _) | (_, Err(e)) => {
                 report.errors.push(e.to_string());
@@ -768,7 +768,7 @@ impl Engine {
             }
         }
         if !report.interrupted {
-            let scope = crate::sweep::SweepScope { workshop: workshop.to_string(), chapters: chapters.map(<[String]>::to_vec), runs };
+            let scope = crate::sweep::SweepScope { workshop: workshop.to_string(), chapters: chapters.map(<[String]>::to_vec), built_for };
             let retrying = retry::Retrying {
                 inner: self.backend.as_ref(),
                 pacing: self.pacing.clone(),
@@ -829,19 +829,18 @@ impl Engine {
         let Some(op) = catalog::operation(call) else {
             return UndoOutcome::Failed(format!("unknown operation {call}"));
         };
-        let mut attempts = Attempts::new(self.pacing.attempts, self.pacing.retry_base);
-        loop {
-            let err = match self.backend.call(op, params).await {
-                Ok(_) => return UndoOutcome::Undone,
-                Err(e) if retry::already_undone(&e) => return UndoOutcome::AlreadyGone,
-                Err(e) => e,
-            };
-            let Some(delay) = attempts.next(retry::judge(&err, Phase::Cleanup), &self.pacing, Phase::Cleanup) else {
-                return UndoOutcome::Failed(err.to_string());
-            };
-            if retry::sleep(delay, &self.cancel).await.is_err() {
-                return UndoOutcome::Failed(format!("interrupted: {err}"));
-            }
+        // The same policy as the sweep: retries, drains waited out, lost answers resolved.
+        let retrying = retry::Retrying {
+            inner: self.backend.as_ref(),
+            pacing: self.pacing.clone(),
+            phase: Phase::Cleanup,
+            cancel: self.cancel.clone(),
+        };
+        match retrying.call(op, params).await {
+            Ok(_) => UndoOutcome::Undone,
+            Err(e) if retry::already_undone(&e) => UndoOutcome::AlreadyGone,
+            Err(e) if self.cancelled() => UndoOutcome::Failed(format!("interrupted: {e}")),
+            Err(e) => UndoOutcome::Failed(e.to_string()),
         }
     }
 }

@@ -83,8 +83,14 @@ impl Entry {
     }
 }
 
+/// The chapter itself, or a prerequisite built by a run that addressed one of the chapters
+/// (a chapter the run addressed alongside is not "built for" it: `down labs/3.2.1` leaves
+/// 3.2.2 to `down labs/3.2.2`, even when `labrun labs/3.2` built both).
 fn concerns(w: &str, chapter: &str, selection: &[String], workshop: &str, chapters: Option<&[String]>) -> bool {
-    w == workshop && chapters.is_none_or(|c| c.iter().any(|x| x == chapter || selection.contains(x)))
+    w == workshop
+        && chapters.is_none_or(|c| {
+            c.iter().any(|x| x == chapter) || (!selection.iter().any(|s| s == chapter) && c.iter().any(|x| selection.contains(x)))
+        })
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -262,22 +268,25 @@ impl Ledger {
             .collect())
     }
 
-    /// Every run that changed something for these chapters (undone or not): the sweep looks
-    /// for resources tagged with them.
-    pub fn runs(&self, workshop: &str, chapters: Option<&[String]>) -> Result<Vec<String>, LedgerError> {
+    /// `(chapter, run)` of every prerequisite a run built for these chapters (undone or not):
+    /// the sweep also removes what still carries those tags.
+    pub fn built_for(&self, workshop: &str, chapters: &[String]) -> Result<Vec<(String, String)>, LedgerError> {
         let lines = read_lines(&self.path).map_err(|source| LedgerError { path: self.path.clone(), source })?;
-        let mut runs: Vec<String> = Vec::new();
+        let mut out: Vec<(String, String)> = Vec::new();
         for l in lines {
-            let run = match &l {
-                Line::Entry(e) if e.concerns(workshop, chapters) => &e.run_id,
-                Line::Intent { intent } if intent.concerns(workshop, chapters) => &intent.run_id,
+            let (chapter, run) = match &l {
+                Line::Entry(e) if !chapters.contains(&e.chapter) && e.concerns(workshop, Some(chapters)) => (&e.chapter, &e.run_id),
+                Line::Intent { intent: i } if !chapters.contains(&i.chapter) && i.concerns(workshop, Some(chapters)) => {
+                    (&i.chapter, &i.run_id)
+                }
                 _ => continue,
             };
-            if !runs.contains(run) {
-                runs.push(run.clone());
+            let pair = (chapter.clone(), run.clone());
+            if !out.contains(&pair) {
+                out.push(pair);
             }
         }
-        Ok(runs)
+        Ok(out)
     }
 }
 
@@ -433,7 +442,11 @@ mod tests {
         // A prerequisite built for 3.2 concerns `down labs/3.2`, not `down labs/4`.
         assert!(o[1].concerns("w", Some(&["3.2".to_string()])));
         assert!(!o[1].concerns("w", Some(&["4".to_string()])));
-        assert_eq!(l.runs("w", Some(&["3.2".to_string()])).unwrap(), ["r1"]);
+        assert_eq!(l.built_for("w", &["3.2".to_string()]).unwrap(), [("2".to_string(), "r1".to_string())]);
+        // 3.2 and 3.2.1 addressed together: 3.2.1 was not built *for* 3.2.
+        let sibling = Intent { chapter: "3.2.1".into(), selection: vec!["3.2".into(), "3.2.1".into()], ..intent("x") };
+        assert!(!Pending::Intent(sibling.clone()).concerns("w", Some(&["3.2".to_string()])));
+        assert!(Pending::Intent(sibling).concerns("w", Some(&["3.2.1".to_string()])));
     }
 
     /// Ledgers written by the first release (numeric `seq`, numeric `undone`) still read.

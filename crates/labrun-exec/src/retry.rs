@@ -69,21 +69,16 @@ pub fn draining(e: &CallError) -> bool {
     matches!(e.code.as_str(), "DependencyViolation" | "DeleteConflict" | "IncorrectState" | "InvalidState" | "ResourceInUse")
 }
 
-/// An undo answered "nothing to undo": the resource is gone, the rule already revoked or
-/// already back, the gateway already detached.
+/// An undo answered "nothing to undo": the resource (or what held it: a route's route table,
+/// a key's user) is gone, the rule already revoked or already back, the gateway already
+/// detached.
 pub fn already_undone(e: &CallError) -> bool {
     e.kind == ErrorKind::NotFound
+        || e.code.ends_with(".NotFound")
         || matches!(
             e.code.as_str(),
-            "Gateway.NotAttached"
-                | "InvalidPermission.NotFound"
-                | "InvalidPermission.Duplicate"
-                | "InvalidAssociationID.NotFound"
-                | "NoSuchBucket"
-                | "NoSuchEntity"
-                | "InvalidDocument"
+            "Gateway.NotAttached" | "InvalidPermission.Duplicate" | "NoSuchBucket" | "NoSuchEntity" | "InvalidDocument"
         )
-        || e.code.ends_with("NotFound")
 }
 
 /// Deletes, terminations, detachments, revocations: repeating one is harmless, and after a
@@ -250,6 +245,19 @@ mod tests {
         assert_eq!(judge(&depends, Phase::Cleanup), Next::Wait);
         assert_eq!(judge(&depends, Phase::Build), Next::Wait, "a teardown chapter deletes while building");
         assert_eq!(judge(&depends, Phase::Check), Next::Fail);
+    }
+
+    #[test]
+    fn what_counts_as_already_undone() {
+        let nf = |code: &str| err(ErrorKind::NotFound, code, "gone");
+        assert!(already_undone(&nf("InvalidVpcEndpointId.NotFound")));
+        assert!(already_undone(&nf("InvalidRouteTableID.NotFound")), "a route whose table is gone is gone");
+        assert!(already_undone(&err(ErrorKind::Client, "InvalidAssociationID.NotFound", "gone")));
+        assert!(already_undone(&nf("NoSuchEntity")));
+        assert!(already_undone(&err(ErrorKind::Client, "InvalidPermission.Duplicate", "already")));
+        assert!(already_undone(&err(ErrorKind::Client, "Gateway.NotAttached", "detached")));
+        assert!(!already_undone(&err(ErrorKind::Client, "DependencyViolation", "in use")));
+        assert!(!already_undone(&err(ErrorKind::Lost, "ResponseLost", "reset")));
     }
 
     #[test]

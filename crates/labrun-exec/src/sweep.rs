@@ -1,5 +1,5 @@
 //! The safety net after a ledger replay: find what is still tagged with this workshop's
-//! chapters (or runs) and delete it, dependents first. It covers what a lost or partial ledger
+//! chapters (or the prerequisites built for them) and delete it, dependents first. It covers what a lost or partial ledger
 //! missed: EC2 resources, IAM instance profiles, roles and users, SSM documents and parameters,
 //! and S3 buckets.
 //!
@@ -13,12 +13,14 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// What to sweep: resources tagged `labrun:workshop=<workshop>` whose `labrun:chapter` is one
-/// of `chapters` (every chapter when `None`) or whose `labrun:run` is one of `runs`.
+/// of `chapters` (every chapter when `None`), or whose `(labrun:chapter, labrun:run)` is one
+/// of `built_for`: a prerequisite that a run addressing those chapters built for them (the
+/// ledger knows which; see `Ledger::built_for`).
 #[derive(Debug, Clone, Default)]
 pub struct SweepScope {
     pub workshop: String,
     pub chapters: Option<Vec<String>>,
-    pub runs: Vec<String>,
+    pub built_for: Vec<(String, String)>,
 }
 
 /// `kind id` lines: what was deleted, and what could not be (with the reason).
@@ -40,8 +42,9 @@ pub fn in_scope(tags: &Value, scope: &SweepScope) -> bool {
     match &scope.chapters {
         None => true,
         Some(chapters) => {
-            tag("labrun:chapter").is_some_and(|c| chapters.iter().any(|x| x == c))
-                || tag("labrun:run").is_some_and(|r| scope.runs.iter().any(|x| x == r))
+            let (chapter, run) = (tag("labrun:chapter"), tag("labrun:run"));
+            chapter.is_some_and(|c| chapters.iter().any(|x| x == c))
+                || scope.built_for.iter().any(|(c, r)| chapter == Some(c.as_str()) && run == Some(r.as_str()))
         }
     }
 }

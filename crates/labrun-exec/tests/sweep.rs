@@ -325,7 +325,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// One of each kind in scope (chapter 2 or run `run-7`), and neighbours that are not.
+/// One of each kind in scope (chapter 2, or chapter 3 as built by run `run-7`), and neighbours that are not.
 fn world() -> State {
     let mut st = State::default();
     st.ec2.insert("vpc-in".into(), ("vpc".into(), ours("2", "run-1"), None));
@@ -384,14 +384,16 @@ fn world() -> State {
 }
 
 fn scope() -> SweepScope {
-    SweepScope { workshop: "ws".into(), chapters: Some(vec!["2".into()]), runs: vec!["run-7".into()] }
+    SweepScope { workshop: "ws".into(), chapters: Some(vec!["2".into()]), built_for: vec![("3".into(), "run-7".into())] }
 }
 
 #[test]
 fn the_scope_rule() {
     let sc = scope();
     assert!(in_scope(&ours("2", "run-1"), &sc), "chapter in scope");
-    assert!(in_scope(&ours("9", "run-7"), &sc), "run in scope");
+    assert!(in_scope(&ours("3", "run-7"), &sc), "a prerequisite that run built for the chapters in scope");
+    assert!(!in_scope(&ours("9", "run-7"), &sc), "the same run, a chapter it did not build for them");
+    assert!(!in_scope(&ours("3", "run-8"), &sc), "the prerequisite chapter, built by another run");
     assert!(!in_scope(&ours("3", "run-1"), &sc), "other chapter, other run");
     assert!(!in_scope(&tags(&[("labrun:workshop", "other"), ("labrun:chapter", "2")]), &sc), "other workshop");
     assert!(!in_scope(&tags(&[("labrun:workshop", "ws"), ("labrun:chapter", "2"), ("labrun:cleanup", "none")]), &sc), "kept");
@@ -476,7 +478,7 @@ async fn every_kind_is_swept_dependents_first_and_the_rest_is_left() {
 #[tokio::test]
 async fn sweeping_every_chapter_takes_all_of_the_workshop_but_what_is_kept() {
     let fake = Fake::new(world());
-    let report = sweep(&fake, &SweepScope { workshop: "ws".into(), chapters: None, runs: Vec::new() }).await;
+    let report = sweep(&fake, &SweepScope { workshop: "ws".into(), chapters: None, built_for: Vec::new() }).await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     for gone in ["iam-role role-other-chapter", "iam-user user-other", "bucket bucket-other", "iam-role role-by-run"] {
         assert!(report.deleted.iter().any(|d| d == gone), "{gone}: {:?}", report.deleted);
@@ -549,7 +551,7 @@ async fn odd_responses_do_not_panic() {
     ];
     for answer in answers {
         let odd = Odd { target: target(), answer: answer.clone() };
-        let report = sweep(&odd, &SweepScope { workshop: "ws".into(), chapters: None, runs: Vec::new() }).await;
+        let report = sweep(&odd, &SweepScope { workshop: "ws".into(), chapters: None, built_for: Vec::new() }).await;
         // Nothing to assert beyond finishing, except that lines name what they are about.
         for line in report.deleted.iter().chain(&report.failed) {
             assert!(!line.is_empty(), "{answer}");

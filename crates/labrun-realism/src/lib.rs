@@ -154,6 +154,10 @@ impl Default for Faults {
 pub struct Config {
     pub seed: u64,
     pub faults: Faults,
+    /// When set, the dice read only the last N characters of the account id. `labrun test`
+    /// gives chapter k an account whose last six digits are k and whose prefix is new every
+    /// run: reading only the chapter's part replays a seed's faults in fresh accounts.
+    pub account_suffix: Option<usize>,
 }
 
 /// Counters since the proxy started; `by_action` keys read `"ec2:CreateVpc lost_response"`.

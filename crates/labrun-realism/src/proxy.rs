@@ -329,7 +329,8 @@ impl Shared {
         let occurrence = state.occurrences.entry((account.to_string(), service.to_string(), action.to_string())).or_default();
         let n = occurrence.n;
         occurrence.n += 1;
-        let mut rng = StdRng::seed_from_u64(dice_seed(self.config.seed, account, service, action, n));
+        let mut rng =
+            StdRng::seed_from_u64(dice_seed(self.config.seed, dice_account(account, self.config.account_suffix), service, action, n));
         // Always draw everything, in this order, so one decision never shifts another.
         let roll: f64 = rng.random();
         let (lo, hi) = (faults.latency_ms.0.min(faults.latency_ms.1), faults.latency_ms.0.max(faults.latency_ms.1));
@@ -415,6 +416,14 @@ fn identity_encoded(headers: &HeaderMap) -> bool {
 
 /// FNV-1a over the fields (length-prefixed), finished with SplitMix64: stable across platforms
 /// and releases, unlike `std`'s hasher.
+/// The part of the account id the dice read: all of it, or its last `suffix` characters.
+fn dice_account(account: &str, suffix: Option<usize>) -> &str {
+    match suffix {
+        Some(k) if k > 0 => account.char_indices().rev().nth(k - 1).map_or(account, |(i, _)| &account[i..]),
+        _ => account,
+    }
+}
+
 fn dice_seed(seed: u64, account: &str, service: &str, action: &str, n: u64) -> u64 {
     fn eat(h: &mut u64, bytes: &[u8]) {
         for &b in bytes {
@@ -454,6 +463,15 @@ fn host_id(rng: &mut StdRng) -> String {
 mod tests {
     use super::*;
     use crate::Faults;
+
+    #[test]
+    fn dice_can_read_only_the_end_of_the_account() {
+        assert_eq!(dice_account("123456000007", Some(6)), "000007");
+        assert_eq!(dice_account("987654000007", Some(6)), "000007");
+        assert_eq!(dice_account("123456000007", None), "123456000007");
+        assert_eq!(dice_account("12", Some(6)), "12");
+        assert_eq!(dice_account("ééééééé", Some(3)), "ééé", "never splits a character");
+    }
 
     #[test]
     fn dice_seed_separates_fields() {

@@ -286,7 +286,7 @@ fn s3(p: &Realism, account: &str, method: &str, path: &str) -> Answer {
 }
 
 fn proxy(fake: &Fake, seed: u64, faults: Faults) -> Realism {
-    start(&fake.url(), Config { seed, faults }).unwrap()
+    start(&fake.url(), Config { seed, faults, account_suffix: None }).unwrap()
 }
 
 /// Every fault at probability `p` for one kind, and no consecutive limit in the way.
@@ -799,7 +799,7 @@ fn malformed_input_does_not_break_the_proxy() {
             }
         }
     });
-    let p2 = start(&format!("http://{bad_addr}"), Config { seed: 1, faults: Faults::none() }).unwrap();
+    let p2 = start(&format!("http://{bad_addr}"), Config { seed: 1, faults: Faults::none(), account_suffix: None }).unwrap();
     assert_eq!(ec2(&p2, A1, "Action=DescribeVpcs").code(), 502);
     assert_eq!(ec2(&p2, A1, "Action=DescribeVpcs").code(), 502);
     server.join().unwrap();
@@ -807,11 +807,11 @@ fn malformed_input_does_not_break_the_proxy() {
     let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let gone_addr = gone.local_addr().unwrap();
     drop(gone);
-    let p3 = start(&format!("http://{gone_addr}"), Config { seed: 1, faults: Faults::none() }).unwrap();
+    let p3 = start(&format!("http://{gone_addr}"), Config { seed: 1, faults: Faults::none(), account_suffix: None }).unwrap();
     assert_eq!(ec2(&p3, A1, "Action=DescribeVpcs").code(), 502);
     assert_eq!(ec2(&p3, A1, "Action=DescribeVpcs").code(), 502);
 
-    assert!(start("https://127.0.0.1:1", Config { seed: 1, faults: Faults::none() }).is_err());
+    assert!(start("https://127.0.0.1:1", Config { seed: 1, faults: Faults::none(), account_suffix: None }).is_err());
 }
 
 #[test]
