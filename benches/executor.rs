@@ -7,7 +7,7 @@
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, Tag, TagSpecification};
 use labrun_aws::{AwsBackend, Connect};
-use labrun_exec::{Engine, Ledger, Mode, Quiet};
+use labrun_exec::{Backend, Engine, Ledger, Mode, Quiet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,7 +100,7 @@ async fn main() {
     direct(&ec2, 999).await;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for run in 0..ROUNDS {
-        let ledger = Arc::new(Ledger::open(dir.path(), &format!("bench-{run}")).unwrap());
+        let ledger = Arc::new(Ledger::open(&dir.path().join(format!("bench-{run}")), backend.target()).unwrap());
         let engine = Engine::new(backend.clone(), Some(ledger), Arc::new(Quiet), format!("r{run}"));
         let t = Instant::now();
         let r = engine.chapter(&w, &w.chapters[0], Mode::Run, false, true).await;

@@ -154,6 +154,21 @@ pub struct TestArgs {
     /// Write a report: --report json FILE or --report junit FILE (repeatable)
     #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"], action = clap::ArgAction::Append)]
     pub report: Vec<String>,
+    /// Test under real-AWS conditions: a proxy between labrun and the emulator injects
+    /// throttling, 5xx, latency, resets, lost answers and eventual consistency, reproducibly
+    /// from SEED (a number)
+    #[arg(long, value_name = "SEED")]
+    pub faults: Option<u64>,
+    /// How hard --faults pushes: `realistic` (latency 20–150 ms, consistency windows of seconds)
+    /// or `quick` (the same faults with short delays, for CI)
+    #[arg(long, value_enum, default_value_t = FaultProfile::Realistic, requires = "faults")]
+    pub fault_profile: FaultProfile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FaultProfile {
+    Realistic,
+    Quick,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,7 @@ use crate::cli::{self, Command, DiagFormat, EmulatorAction, Target, TargetedArgs
 use crate::report;
 use crate::ui::Ui;
 use labrun_aws::{AwsBackend, Connect, TargetKind};
-use labrun_exec::{Backend, Engine, Ledger, RunReport, Status};
+use labrun_exec::{Backend, Engine, Ledger, RunReport, Status, TargetInfo};
 use labrun_harness::emulator::{self, Options};
 use labrun_lab::diag::{Diagnostic, render_plain};
 use labrun_lab::{Selection, Workshop};
@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 pub fn run(command: Command) -> Result<(), CliError> {
     match command {
@@ -21,7 +20,7 @@ pub fn run(command: Command) -> Result<(), CliError> {
         Command::List(a) => list(&a.path),
         Command::Plan(a) => plan(a),
         Command::Schema => {
-            print!("{}", labrun_lab::schema::schema_text());
+            out!("{}", labrun_lab::schema::schema_text());
             Ok(())
         }
         Command::Run(a) => block_on(targeted(a.t, Mode::Run { force: a.force })),
@@ -88,7 +87,7 @@ fn validate(path: &Path, format: DiagFormat) -> Result<(), CliError> {
     let w = &sel.loaded.workshop;
     let steps: usize = sel.chapters.iter().map(|&i| w.chapters[i].steps.len()).sum();
     let warnings = sel.loaded.diagnostics.len();
-    println!(
+    outln!(
         "{} valid: {} chapter(s), {steps} step(s){}",
         path.display(),
         sel.chapters.len(),
@@ -107,7 +106,7 @@ fn list(path: &Path) -> Result<(), CliError> {
         let vi = c.title_vi.as_deref().map(|t| format!(" / {}", t.trim())).unwrap_or_default();
         let steps = if c.steps.is_empty() { String::new() } else { format!("  ({} steps)", c.steps.len()) };
         let req = if c.requires.is_empty() { String::new() } else { format!("  [requires {}]", c.requires.join(", ")) };
-        println!("{indent}{:<8} {}{vi}{steps}{req}", c.label(), c.title.trim());
+        outln!("{indent}{:<8} {}{vi}{steps}{req}", c.label(), c.title.trim());
     }
     Ok(())
 }
@@ -144,23 +143,23 @@ fn plan(a: cli::PlanArgs) -> Result<(), CliError> {
     let prereqs = labrun_lab::prerequisites(w, &sel.chapters);
     if !prereqs.is_empty() {
         let names: Vec<&str> = prereqs.iter().map(|&i| w.chapters[i].label()).collect();
-        println!("# prerequisites, run first where their checks fail: {}\n", names.join(", "));
+        outln!("# prerequisites, run first where their checks fail: {}\n", names.join(", "));
     }
     for &i in &sel.chapters {
         let c = &w.chapters[i];
         if c.steps.is_empty() {
             continue;
         }
-        println!("## {} {}", c.label(), c.title.trim());
+        outln!("## {} {}", c.label(), c.title.trim());
         for call in labrun_exec::plan::plan_chapter(w, c, &region, &vars) {
             let kind = if call.read_only { "read" } else { "change" };
-            println!("- {} ({kind}) {}", call.step, call.title.as_deref().unwrap_or(""));
+            outln!("- {} ({kind}) {}", call.step, call.title.as_deref().unwrap_or(""));
             for n in &call.notes {
-                println!("    # {n}");
+                outln!("    # {n}");
             }
-            println!("    {}", call.cli);
+            outln!("    {}", call.cli);
         }
-        println!();
+        outln!();
     }
     Ok(())
 }
@@ -190,10 +189,23 @@ async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Res
             Ok(Arc::new(b))
         }
         Target::Aws => {
-            if std::env::var_os("AWS_ENDPOINT_URL").is_some() || t.endpoint.is_some() {
-                return Err(CliError::Invalid(
-                    "--target aws with an endpoint set (--endpoint or AWS_ENDPOINT_URL): refusing, as the two disagree".into(),
-                ));
+            if t.endpoint.is_some() {
+                return Err(CliError::Invalid("--target aws with --endpoint: refusing, as the two disagree".into()));
+            }
+            // AWS_ENDPOINT_URL and its per-service forms (AWS_ENDPOINT_URL_EC2, ...) would send
+            // calls somewhere else while the header says "AWS".
+            let mut redirects: Vec<String> = std::env::vars_os()
+                .filter_map(|(k, _)| k.into_string().ok())
+                .filter(|k| k == "AWS_ENDPOINT_URL" || k.starts_with("AWS_ENDPOINT_URL_"))
+                .collect();
+            if !redirects.is_empty() {
+                redirects.sort();
+                return Err(CliError::Environment(format!(
+                    "refusing --target aws while {} {} set: calls would not go to AWS; unset {} or use the emulator target",
+                    redirects.join(", "),
+                    if redirects.len() == 1 { "is" } else { "are" },
+                    if redirects.len() == 1 { "it" } else { "them" }
+                )));
             }
             let c = Connect {
                 kind: TargetKind::Aws,
@@ -201,7 +213,8 @@ async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Res
                 region: region.or_else(|| Some(w.region.clone())),
                 profile: t.profile.clone(),
                 account: None,
-                sdk_retries: true,
+                // Debug builds only, for the project's own tests of the account guard.
+                identity_endpoint: if cfg!(debug_assertions) { std::env::var("LABRUN_TEST_IDENTITY_ENDPOINT").ok() } else { None },
             };
             let b = AwsBackend::connect(c).await.map_err(|e| CliError::Environment(e.to_string()))?;
             let account = b.target().account.clone();
@@ -232,6 +245,34 @@ async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Res
     }
 }
 
+/// Ctrl-C or SIGTERM: cancel (waits and backoff stop at once, the run at the next safe point);
+/// a second Ctrl-C quits at once.
+fn stop_on_signals(cancel: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let first = async {
+            #[cfg(unix)]
+            {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.is_ok(),
+                    Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => true,
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                tokio::signal::ctrl_c().await.is_ok()
+            }
+        };
+        if first.await {
+            cancel.cancel();
+            eprintln!("\nlabrun: stopping at the next safe point, recording what was done (Ctrl-C again to quit now)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
 fn run_id() -> String {
     let secs = labrun_exec::ledger::now_secs();
     format!("{secs:x}-{:04x}", rand::random::<u16>())
@@ -254,23 +295,16 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
     };
     ui.line(&format!("labrun · {} · {where_} · account {} · {}", w.id, target.account, target.region));
     // `check` changes nothing, so it leaves no ledger behind either.
+    let ledger_dir = w.root.join(".labrun");
     let ledger = match mode {
         Mode::Check => None,
-        _ => Some(Arc::new(Ledger::open(&w.root.join(".labrun"), &target.ledger_key()).map_err(|e| CliError::Environment(e.to_string()))?)),
+        _ => Some(Arc::new(Ledger::open(&ledger_dir, &target).map_err(|e| CliError::Environment(e.to_string()))?)),
     };
-    let mut engine = Engine::new(backend, ledger, ui.clone(), run_id());
+    let mut engine = Engine::new(backend, ledger.clone(), ui.clone(), run_id());
     engine.var_overrides = vars;
-    let cancel = engine.cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.store(true, Ordering::SeqCst);
-            eprintln!("\nlabrun: stopping after the current step (Ctrl-C again to quit now)");
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    let path = t.path.path.display().to_string();
+    engine.selection = sel.chapters.iter().map(|&i| w.chapters[i].label().to_string()).collect();
+    stop_on_signals(engine.cancel.clone());
+    let down_cmd = down_command(&t);
     // A teardown chapter (chapter 6) runs or is checked only when it is what was addressed:
     // building a whole workshop should not end by deleting it.
     let mut selection = sel.chapters.clone();
@@ -298,15 +332,28 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
                 ui.line(&format!("  ✔ swept by tag: {s}"));
             }
             ui.line(&format!("down: {} change(s) undone, {} swept by tag", r.undone, r.swept.len()));
+            if let Some(l) = &ledger {
+                for (file, other, n) in labrun_exec::ledger::others(&ledger_dir, &w.id, l.path()) {
+                    let place = match other {
+                        Some(TargetInfo { endpoint: Some(e), account, region, .. }) => format!("emulator {e}, account {account}, {region}"),
+                        Some(TargetInfo { endpoint: None, account, region, .. }) => format!("AWS account {account}, {region}"),
+                        None => file.display().to_string(),
+                    };
+                    ui.line(&format!(
+                        "note: another ledger holds {n} change(s) of this workshop for {place} ({}); `labrun down` there undoes them",
+                        file.display()
+                    ));
+                }
+            }
             if r.interrupted {
-                return Err(CliError::Failed(format!("interrupted; run `labrun down {path}` again to finish")));
+                return Err(CliError::Failed(format!("interrupted; run `{down_cmd}` again to finish")));
             }
             if !r.errors.is_empty() {
                 for e in &r.errors {
                     ui.line(&format!("  ✘ {e}"));
                 }
                 return Err(CliError::Failed(format!(
-                    "{} resource(s) could not be removed; they stay in the ledger, so `labrun down {path}` can retry",
+                    "{} resource(s) could not be removed; they stay in the ledger, so `{down_cmd}` can retry",
                     r.errors.len()
                 )));
             }
@@ -314,12 +361,38 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
         }
         Mode::Run { force } => {
             let r = engine.run(w, &selection, force).await;
-            finish(&ui, &r, &reports, &target, "run", &path)
+            finish(&ui, &r, &reports, &target, "run", &down_cmd)
         }
         Mode::Check => {
             let r = engine.check(w, &selection).await;
-            finish(&ui, &r, &reports, &target, "check", &path)
+            finish(&ui, &r, &reports, &target, "check", &down_cmd)
         }
+    }
+}
+
+/// The `labrun down` that undoes what this command built: the same path (its prerequisites
+/// are recorded with it) and the same target options, so it opens the same ledger.
+fn down_command(t: &TargetedArgs) -> String {
+    let mut cmd = format!("labrun down {}", shell_word(&t.path.path.display().to_string()));
+    if t.target == Target::Aws {
+        cmd.push_str(" --target aws");
+    }
+    for (flag, value) in
+        [("--endpoint", &t.endpoint), ("--region", &t.region), ("--profile", &t.profile), ("--emulator-account", &t.emulator_account)]
+    {
+        if let Some(v) = value {
+            cmd.push_str(&format!(" {flag} {}", shell_word(v)));
+        }
+    }
+    cmd
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+fn shell_word(w: &str) -> String {
+    if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c)) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
     }
 }
 
@@ -337,7 +410,7 @@ fn finish(
     reports: &[(report::Format, std::path::PathBuf)],
     target: &labrun_exec::TargetInfo,
     command: &str,
-    path: &str,
+    down_cmd: &str,
 ) -> Result<(), CliError> {
     for (format, file) in reports {
         report::write_run(*format, file, r, target, command)
@@ -354,10 +427,11 @@ fn finish(
         }
     ));
     if r.interrupted {
-        return Err(CliError::Failed(format!("interrupted; what was created is in the ledger: `labrun down {path}` removes it")));
+        return Err(CliError::Failed(format!("interrupted; what was created is in the ledger: `{down_cmd}` removes it")));
     }
     if failed > 0 {
-        let hint = if command == "run" { format!("; `labrun down {path}` removes what was created") } else { String::new() };
+        let hint =
+            if command == "run" { format!("; `{down_cmd}` removes what was created, prerequisites included") } else { String::new() };
         return Err(CliError::Failed(format!("{failed} step(s) failed{hint}")));
     }
     Ok(())
@@ -382,15 +456,32 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
     let sel = load(&a.path.path, DiagFormat::Human)?;
     let w = &sel.loaded.workshop;
     let endpoint = a.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-    let progress = |m: &str| println!("emulator: {m}");
+    let progress = |m: &str| outln!("emulator: {m}");
     let opts = Options::managed(endpoint, &progress);
     let emu = tokio::task::block_in_place(|| emulator::resolve(&opts)).map_err(|e| CliError::Environment(e.to_string()))?;
     let chapters = labrun_harness::labtest::testable(w, &sel.chapters, shard);
-    println!("testing {} chapter(s) on {} with {} job(s)", chapters.len(), emu.endpoint, a.jobs);
+    // The proxy lives as long as this command; dropping it stops it.
+    let realism = match a.faults {
+        None => None,
+        Some(seed) => {
+            let faults = match a.fault_profile {
+                cli::FaultProfile::Realistic => labrun_realism::Faults::realistic(),
+                cli::FaultProfile::Quick => labrun_realism::Faults::quick(),
+            };
+            let proxy = labrun_realism::start(&emu.endpoint, labrun_realism::Config { seed, faults, account_suffix: Some(6) })
+                .map_err(|e| CliError::Environment(format!("cannot start the fault proxy: {e}")))?;
+            outln!("faults: seed {seed}, proxy {} in front of {}", proxy.endpoint(), emu.endpoint);
+            Some(proxy)
+        }
+    };
+    outln!("testing {} chapter(s) on {} with {} job(s)", chapters.len(), emu.endpoint, a.jobs);
     let ledger_dir = std::env::temp_dir().join(format!("labrun-test-{}", run_id()));
     let topts = labrun_harness::labtest::TestOptions {
         endpoint: emu.endpoint.clone(),
+        engine_endpoint: realism.as_ref().map(|r| r.endpoint().to_string()),
+        pacing: labrun_harness::labtest::test_pacing(),
         region: a.region.clone().unwrap_or_else(|| w.region.clone()),
+        // A new prefix every run; under --faults the proxy's dice read only the chapter's part.
         account_prefix: rand::random::<u32>() % 900_000 + 100_000,
         ledger_dir: ledger_dir.clone(),
     };
@@ -402,7 +493,7 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
             async move {
                 let r = labrun_harness::labtest::test_chapter(w, i, topts, quiet).await;
                 let gaps = if r.gaps.is_empty() { String::new() } else { format!(" · {} gap(s)", r.gaps.len()) };
-                println!(
+                outln!(
                     "{} {:<8} {} ({:.1}s){gaps}",
                     if r.passed { "pass" } else { "FAIL" },
                     r.chapter,
@@ -410,7 +501,7 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
                     r.elapsed_ms as f64 / 1000.0
                 );
                 for f in &r.failures {
-                    println!("       {f}");
+                    outln!("       {f}");
                 }
                 (i, r)
             }
@@ -423,24 +514,39 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
         .collect();
     let order: Vec<String> = chapters.iter().map(|&i| w.chapters[i].label().to_string()).collect();
     results.sort_by_key(|r| order.iter().position(|o| *o == r.chapter));
-    let _ = std::fs::remove_dir_all(&ledger_dir);
-    println!("\n{:<9} {:<6} {:>7}  gaps", "chapter", "result", "time");
+    if results.iter().all(|r| r.passed) {
+        let _ = std::fs::remove_dir_all(&ledger_dir);
+    }
+    outln!("\n{:<9} {:<6} {:>7}  gaps", "chapter", "result", "time");
     for r in &results {
-        println!("{:<9} {:<6} {:>6.1}s  {}", r.chapter, if r.passed { "pass" } else { "FAIL" }, r.elapsed_ms as f64 / 1000.0, r.gaps.len());
+        outln!("{:<9} {:<6} {:>6.1}s  {}", r.chapter, if r.passed { "pass" } else { "FAIL" }, r.elapsed_ms as f64 / 1000.0, r.gaps.len());
     }
     let failed = results.iter().filter(|r| !r.passed).count();
     let gaps: usize = results.iter().map(|r| r.gaps.len()).sum();
-    println!(
+    outln!(
         "\ntest: {} passed, {failed} failed ({gaps} gap(s) need real AWS) in {:.1}s",
         results.len() - failed,
         started.elapsed().as_secs_f64()
     );
+    if let Some(r) = &realism {
+        let st = r.stats();
+        outln!(
+            "faults injected: {} request(s), {} throttled, {} 5xx, {} reset, {} answer(s) lost after processing, {} not yet consistent, {} state(s) held back",
+            st.requests,
+            st.throttled,
+            st.server_errors,
+            st.resets,
+            st.lost_responses,
+            st.not_yet_consistent,
+            st.rewritten_states
+        );
+    }
     for (format, file) in &reports {
         report::write_tests(*format, file, &results)
             .map_err(|e| CliError::Environment(format!("cannot write report {}: {e}", file.display())))?;
     }
     if failed > 0 {
-        return Err(CliError::Failed(format!("{failed} chapter(s) failed")));
+        return Err(CliError::Failed(format!("{failed} chapter(s) failed; their ledgers are kept in {}", ledger_dir.display())));
     }
     Ok(())
 }
@@ -457,22 +563,22 @@ fn emulator_cmd(action: EmulatorAction) -> Result<(), CliError> {
         }
         EmulatorAction::Down => match emulator::down(&cache, "default").map_err(|e| CliError::Environment(e.to_string()))? {
             Some(e) => {
-                println!("stopped the managed emulator at {} (pid {})", e.endpoint, e.pid.map_or("-".into(), |p| p.to_string()));
+                outln!("stopped the managed emulator at {} (pid {})", e.endpoint, e.pid.map_or("-".into(), |p| p.to_string()));
                 Ok(())
             }
             None => {
-                println!("no managed emulator is running");
+                outln!("no managed emulator is running");
                 Ok(())
             }
         },
         EmulatorAction::Status => {
             let given = std::env::var("AWS_ENDPOINT_URL").ok();
             if let Some(e) = given {
-                println!("source:   external (AWS_ENDPOINT_URL)\nendpoint: {e}\nanswers:  {}", emulator::healthy(&e).is_some());
+                outln!("source:   external (AWS_ENDPOINT_URL)\nendpoint: {e}\nanswers:  {}", emulator::healthy(&e).is_some());
                 return Ok(());
             }
             if let Some(v) = emulator::healthy("http://127.0.0.1:4566") {
-                println!(
+                outln!(
                     "source:   external (answering on the default port)\nendpoint: http://127.0.0.1:4566\nversion:  {}",
                     v.unwrap_or_default()
                 );
@@ -484,7 +590,7 @@ fn emulator_cmd(action: EmulatorAction) -> Result<(), CliError> {
                     Ok(())
                 }
                 None => {
-                    println!("no emulator is running; `labrun emulator up` (or any run) starts one");
+                    outln!("no emulator is running; `labrun emulator up` (or any run) starts one");
                     Err(CliError::Environment(String::new()))
                 }
             }
@@ -493,7 +599,7 @@ fn emulator_cmd(action: EmulatorAction) -> Result<(), CliError> {
 }
 
 fn print_emulator(e: &emulator::Emulator) {
-    println!(
+    outln!(
         "source:   {}\nversion:  {}\nendpoint: {}\npid:      {}",
         serde_json::to_value(e.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
         e.version.as_deref().unwrap_or("unknown"),
@@ -501,6 +607,6 @@ fn print_emulator(e: &emulator::Emulator) {
         e.pid.map_or("-".into(), |p| p.to_string())
     );
     if let Some(root) = &e.root {
-        println!("files:    {}", root.display());
+        outln!("files:    {}", root.display());
     }
 }

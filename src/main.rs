@@ -1,6 +1,23 @@
 //! labrun: executable, verifiable cloud workshops. The CLI owns output and exit codes; the
 //! crates under crates/ do the work and never print.
 
+/// `println!` that ends the process quietly when standard output is a closed pipe
+/// (`labrun list labs/ | head -1`) instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::write_out(format_args!("\n"))
+    };
+    ($($t:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+/// `print!` with the same closed-pipe rule as `outln!`.
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::write_out(format_args!($($t)*))
+    };
+}
+
 mod cli;
 mod commands;
 mod report;
@@ -29,6 +46,18 @@ impl CliError {
             CliError::Invalid(_) => 2,
             CliError::Environment(_) => 3,
         }
+    }
+}
+
+/// Writes to standard output; a reader that went away (a closed pipe) ends labrun with exit
+/// code 0, as it would have for a reader that read everything.
+pub fn write_out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 

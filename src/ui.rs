@@ -29,7 +29,7 @@ impl Ui {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => println!("{text}"),
+            None => outln!("{text}"),
         }
     }
 

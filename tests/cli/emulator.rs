@@ -103,10 +103,11 @@ async fn a_killed_run_followed_by_down_leaves_nothing_behind() {
 async fn real_aws_refuses_an_account_that_is_not_allow_listed() {
     let labs = labs_copy();
     let acct = account();
-    // STS answers from the emulator, so the guard sees a real caller identity.
+    // STS answers from the emulator (a debug-build-only hook), so the guard sees a real caller
+    // identity; AWS_ENDPOINT_URL_STS itself is refused with --target aws.
     let mut c = labrun();
     c.current_dir(labs.path())
-        .env("AWS_ENDPOINT_URL_STS", endpoint())
+        .env("LABRUN_TEST_IDENTITY_ENDPOINT", endpoint())
         .env("AWS_ACCESS_KEY_ID", &acct)
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "ap-southeast-1")
@@ -263,8 +264,12 @@ fn ctrl_c_stops_at_a_safe_point_and_says_how_to_clean_up() {
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stderr.contains("stopping after the current step"), "{stderr}");
-    assert!(stderr.contains("interrupted; what was created is in the ledger: `labrun down .` removes it"), "{stderr}");
+    assert!(stderr.contains("stopping at the next safe point"), "{stderr}");
+    let hint = format!(
+        "interrupted; what was created is in the ledger: `labrun down . --endpoint {} --emulator-account {acct}` removes it",
+        endpoint()
+    );
+    assert!(stderr.contains(&hint), "{stderr}");
     let r = on_emulator(dir.path(), &acct, &["down", "."]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("ec2:DeleteVpc"), "{}", r.stdout);
@@ -307,4 +312,100 @@ fn terminating_a_watched_emulator_stops_localstack_too() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(labrun_harness::emulator::healthy(&e.endpoint).is_none(), "LocalStack outlived its watcher");
+}
+
+/// SIGTERM (a CI runner cancelling the job) during a long wait: labrun stops at once, records
+/// what it made and says how to clean up.
+#[test]
+fn sigterm_stops_a_long_wait_at_once_and_says_how_to_clean_up() {
+    let dir = fixture(&[(
+        "1-slow",
+        &format!(
+            "- id: make\n{CREATE}- id: never\n  call: ec2:DescribeVpcs\n  until: {{ \"length(Vpcs)\": 42 }}\n  timeout: 2h\n  interval: 1h\n"
+        ),
+    )]);
+    let acct = account();
+    let child = labrun()
+        .current_dir(dir.path())
+        .args(["run", ".", "--plain", "--endpoint", &endpoint(), "--emulator-account", &acct])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the create is recorded and the poll has started its hour-long sleep.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let recorded = std::fs::read_dir(dir.path().join(".labrun"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .is_some_and(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"undo_call\"")));
+        if recorded {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let sent_at = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let waited = sent_at.elapsed();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // The poll would sleep an hour; a few seconds is "at once" on a loaded CI machine.
+    assert!(waited < Duration::from_secs(20), "took {waited:?} to stop\n{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("interrupted while waiting"), "{stdout}");
+    assert!(stderr.contains(&format!("`labrun down . --endpoint {} --emulator-account {acct}` removes it", endpoint())), "{stderr}");
+    let r = on_emulator(dir.path(), &acct, &["down", "."]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("ec2:DeleteVpc"), "{}", r.stdout);
+}
+
+/// `labrun down labs/2.1.3` after `labrun labs/2.1.3` removes the VPC that run built as its
+/// prerequisite (chapter 2.1.1), not only the subnet: the hint after a run really cleans up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_of_a_chapter_also_removes_the_prerequisites_its_run_built() {
+    let labs = labs_copy();
+    let acct = account();
+    let b = direct(&acct).await;
+    let before = inventory::take(b.as_ref()).await.unwrap();
+    let r = on_emulator(labs.path(), &acct, &["run", "labs/2.1.3"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("2.1.1 Create VPC · building prerequisite"), "{}", r.stdout);
+    let r = on_emulator(labs.path(), &acct, &["down", "labs/2.1.3"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let after = inventory::take(b.as_ref()).await.unwrap();
+    assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new(), "{}", r.stdout);
+}
+
+/// Two labrun processes at once on one workshop, one calling the emulator `localhost`, the
+/// other `127.0.0.1`: one ledger, nothing lost, and one `down` removes both chapters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_and_two_spellings_of_one_emulator_share_one_ledger() {
+    let labs = labs_copy();
+    let acct = account();
+    let b = direct(&acct).await;
+    let before = inventory::take(b.as_ref()).await.unwrap();
+    let ep = endpoint();
+    let localhost = ep.replace("127.0.0.1", "localhost");
+    let spawn = |chapter: &str, endpoint: &str| {
+        labrun()
+            .current_dir(labs.path())
+            .args(["run", chapter, "--plain", "--endpoint", endpoint, "--emulator-account", &acct])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, c) = (spawn("labs/2.2", &localhost), spawn("labs/4.2", &ep));
+    for child in [a, c] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    let ledgers: Vec<_> = std::fs::read_dir(labs.path().join("labs/.labrun")).unwrap().filter_map(Result::ok).collect();
+    assert_eq!(ledgers.len(), 1, "one ledger for one emulator: {ledgers:?}");
+    let r = on_emulator(labs.path(), &acct, &["down", "labs/"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let after = inventory::take(b.as_ref()).await.unwrap();
+    assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new(), "{}", r.stdout);
 }

@@ -4,5 +4,6 @@
 
 mod common;
 mod emulator;
+mod faults;
 mod offline;
 mod workshop;

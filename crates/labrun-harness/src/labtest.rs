@@ -27,11 +27,30 @@ pub struct ChapterTest {
 }
 
 pub struct TestOptions {
+    /// The emulator itself: inventories and leak checks look here.
     pub endpoint: String,
+    /// Where the engine's calls go when it is not `endpoint`: a realism proxy in front of it.
+    pub engine_endpoint: Option<String>,
+    pub pacing: labrun_exec::Pacing,
     pub region: String,
     /// Six digits shared by this test run; each chapter adds its own six to make an account.
     pub account_prefix: u32,
     pub ledger_dir: std::path::PathBuf,
+}
+
+/// Pacing for an emulator, with or without the realism proxy: its delays are seconds, not
+/// minutes, so polls and backoff can be short; patience stays long enough to outlast them.
+pub fn test_pacing() -> labrun_exec::Pacing {
+    use std::time::Duration;
+    labrun_exec::Pacing {
+        poll_interval: Duration::from_millis(500),
+        poll_max_interval: Duration::from_secs(3),
+        retry_base: Duration::from_millis(200),
+        retry_max_delay: Duration::from_secs(3),
+        consistency_patience: Duration::from_secs(60),
+        dependency_patience: Duration::from_secs(60),
+        ..labrun_exec::Pacing::default()
+    }
 }
 
 /// The 12-digit account of chapter `index` in a run.
@@ -55,15 +74,26 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
         elapsed_ms: 0,
         location: chapter.steps.first().map(|s| s.location.to_string()).unwrap_or_default(),
     };
-    let connect = Connect::emulator(&opts.endpoint, &opts.region, Some(&account));
-    let backend: Arc<dyn labrun_exec::Backend> = match AwsBackend::connect(connect).await {
-        Ok(b) => Arc::new(b),
-        Err(e) => {
-            t.failures.push(format!("connect: {e}"));
-            return t;
-        }
+    // The observer's view goes straight to the emulator; the engine's may go through a proxy.
+    let backend: Arc<dyn labrun_exec::Backend> =
+        match AwsBackend::connect(Connect::emulator(&opts.endpoint, &opts.region, Some(&account))).await {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                t.failures.push(format!("connect: {e}"));
+                return t;
+            }
+        };
+    let engine_backend: Arc<dyn labrun_exec::Backend> = match &opts.engine_endpoint {
+        None => backend.clone(),
+        Some(e) => match AwsBackend::connect(Connect::emulator(e, &opts.region, Some(&account))).await {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                t.failures.push(format!("connect: {e}"));
+                return t;
+            }
+        },
     };
-    let ledger = match Ledger::open(&opts.ledger_dir, &backend.target().ledger_key()) {
+    let ledger = match Ledger::open(&opts.ledger_dir, backend.target()) {
         Ok(l) => Arc::new(l),
         Err(e) => {
             t.failures.push(e.to_string());
@@ -71,19 +101,16 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
         }
     };
     let run_id = format!("test-{account}");
-    let engine = Engine::new(backend.clone(), Some(ledger), observer, run_id);
+    let mut engine = Engine::new(engine_backend, Some(ledger), observer, run_id.clone());
+    engine.pacing = opts.pacing.clone();
 
-    // A teardown chapter must leave the account as it was before its prerequisites.
-    let pristine = if chapter.teardown {
-        match inventory::take(backend.as_ref()).await {
-            Ok(i) => Some(i),
-            Err(e) => {
-                t.failures.push(e);
-                return finish(t, started);
-            }
+    // After everything, the account must be as it was before the prerequisites.
+    let pristine = match inventory::take(backend.as_ref()).await {
+        Ok(i) => i,
+        Err(e) => {
+            t.failures.push(e);
+            return finish(t, started);
         }
-    } else {
-        None
     };
     // Prerequisites, built in this chapter's own account.
     let prereqs = labrun_lab::prerequisites(w, &[index]);
@@ -131,7 +158,12 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
         }
     }
     let run_failed = run.failed();
-    if let Some(pristine) = pristine {
+    match inventory::duplicates(backend.as_ref(), &run_id).await {
+        Ok(d) if !d.is_empty() => t.failures.push(format!("duplicates: {}", d.join(", "))),
+        Ok(_) => {}
+        Err(e) => t.failures.push(e),
+    }
+    if chapter.teardown {
         return finish_teardown(t, started, &engine, w, chapter, &prereqs, &pristine, backend.as_ref(), has_checks, run_failed).await;
     }
     if !run_failed {
@@ -171,8 +203,22 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
     for e in &cleanup.errors {
         t.failures.push(format!("cleaning up prerequisites: {e}"));
     }
+    left_behind(&mut t, backend.as_ref(), &pristine).await;
     t.passed = t.failures.is_empty();
     finish(t, started)
+}
+
+/// After every `down`, the account holds what it held before the test: nothing else.
+async fn left_behind(t: &mut ChapterTest, backend: &dyn labrun_exec::Backend, pristine: &inventory::Inventory) {
+    match inventory::take(backend).await {
+        Ok(end) => {
+            let left = inventory::leaked(pristine, &end);
+            if !left.is_empty() {
+                t.failures.push(format!("left behind after down: {}", left.join(", ")));
+            }
+        }
+        Err(e) => t.failures.push(e),
+    }
 }
 
 /// Teardown protocol, after the run: its checks pass, and the account holds nothing the
@@ -206,7 +252,13 @@ async fn finish_teardown(
         Err(e) => t.failures.push(e),
     }
     let labels: Vec<String> = prereqs.iter().map(|&p| w.chapters[p].label().to_string()).collect();
-    let _ = engine.down(&w.id, Some(&labels)).await;
+    let cleanup = engine.down(&w.id, Some(&labels)).await;
+    for e in &cleanup.errors {
+        t.failures.push(format!("cleaning up prerequisites: {e}"));
+    }
+    if t.failures.is_empty() {
+        left_behind(&mut t, backend, pristine).await;
+    }
     t.passed = t.failures.is_empty();
     finish(t, started)
 }

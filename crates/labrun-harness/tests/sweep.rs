@@ -56,7 +56,7 @@ async fn run(endpoint: &str, account: &str) {
     let b: &dyn Backend = &backend;
     let before = inventory::take(b).await.unwrap();
 
-    // In scope: chapter 2, or run `run-b` of another chapter.
+    // In scope: chapter 2, or chapter 3 as run `run-b` built it for chapter 2.
     let ch2 = tags("2", "run-a", false);
     must(b, "iam:CreateRole", json!({"RoleName": "sw-role", "AssumeRolePolicyDocument": TRUST, "Tags": ch2})).await;
     must(b, "iam:AttachRolePolicy", json!({"RoleName": "sw-role", "PolicyArn": SSM_CORE})).await;
@@ -91,7 +91,7 @@ async fn run(endpoint: &str, account: &str) {
     must(b, "s3:CreateBucket", json!({"Bucket": plain, "CreateBucketConfiguration": {"LocationConstraint": REGION}})).await;
     must(b, "s3:PutObject", json!({"Bucket": plain, "Key": "keep.txt", "Body": "stay"})).await;
 
-    let scope = SweepScope { workshop: WORKSHOP.into(), chapters: Some(vec!["2".into()]), runs: vec!["run-b".into()] };
+    let scope = SweepScope { workshop: WORKSHOP.into(), chapters: Some(vec!["2".into()]), built_for: vec![("3".into(), "run-b".into())] };
     let report = sweep(b, &scope).await;
     assert!(report.failed.is_empty(), "failed: {:#?}\ndeleted: {:#?}", report.failed, report.deleted);
     let mut deleted = report.deleted.clone();
