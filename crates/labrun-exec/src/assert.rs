@@ -132,9 +132,7 @@ mod tests {
         assert!(matches(&Matcher::GreaterThan(0.0), &json!([1])));
     }
 
-    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().expect("no panic and no stack overflow")
-    }
+    use labrun_lab::limits::fuzz::{Rng, on_small_stack};
 
     /// Expressions as deep as the limit allows, built from each construct the `jmespath`
     /// crate recurses on.
@@ -180,13 +178,8 @@ mod tests {
     #[test]
     fn generated_expressions_always_end() {
         on_small_stack(|| {
-            let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-            let mut next = move |n: usize| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % n as u64) as usize
-            };
+            let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+            let mut next = move |n: usize| rng.below(n);
             const PIECES: &[&str] = &[
                 "a",
                 "Vpcs",

@@ -175,9 +175,7 @@ mod tests {
     }
 
     /// Runs `f` on a thread with a 2 MiB stack, as tokio's workers have.
-    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().expect("no panic and no stack overflow")
-    }
+    use labrun_lab::limits::fuzz::{Rng, on_small_stack};
 
     #[test]
     fn runaway_templates_fail_with_a_reason_instead_of_hanging() {
@@ -217,13 +215,8 @@ mod tests {
     #[test]
     fn generated_templates_always_end() {
         on_small_stack(|| {
-            let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-            let mut next = move |n: usize| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % n as u64) as usize
-            };
+            let mut rng = Rng::new(0x2545_F491_4F6C_DD1D);
+            let mut next = move |n: usize| rng.below(n);
             const PIECES: &[&str] = &[
                 "{{ ",
                 " }}",

@@ -192,3 +192,35 @@ mod tests {
         assert!(compile_jmespath("Vpcs[0").unwrap_err().to_string().contains("Parse error"));
     }
 }
+
+/// Shared by the project's bounded fuzz tests (lab, JMESPath, templates): a deterministic
+/// generator and a runner on a stack as small as the threads labrun's code runs on.
+#[doc(hidden)]
+pub mod fuzz {
+    /// xorshift64: the same sequence for a seed on every machine, no dependency.
+    pub struct Rng(u64);
+
+    impl Rng {
+        pub fn new(seed: u64) -> Self {
+            Rng(seed.max(1))
+        }
+        pub fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        /// A number in `0..n` (`n` > 0).
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next_u64() % n.max(1) as u64) as usize
+        }
+        pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// Runs `f` on a thread with a 2 MiB stack, as test threads and tokio's workers have.
+    pub fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new().stack_size(2 << 20).spawn(f).expect("a thread").join().expect("no panic and no stack overflow")
+    }
+}

@@ -256,10 +256,7 @@ fn a_long_for_each_list_or_expression_is_refused() {
     assert!(loaded.diagnostics.iter().all(|d| d.location().is_some_and(|l| l.line == 11 || l.line == 12)), "{lines:#?}");
 }
 
-/// Runs `f` on a thread with a 2 MiB stack, as test threads and tokio's workers have.
-fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().expect("no panic and no stack overflow")
-}
+use labrun_lab::limits::fuzz::{Rng, on_small_stack};
 
 #[test]
 fn deeply_nested_jmespath_is_refused_on_a_small_stack() {
@@ -512,13 +509,8 @@ fn mutated_chapter_pages_never_panic() {
         "workshop.yaml",
     ];
     const NOISE: &[u8] = b"{}[]:,-'\"`|>&*!%#@?\n\t {{}}{%ml\xc3\xa1\xe1\xba\xa1";
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || rng.next_u64();
     let dir = tempfile::tempdir().unwrap();
     for seed in seeds {
         let original = std::fs::read(labs.join(seed)).unwrap();
@@ -551,24 +543,6 @@ fn mutated_chapter_pages_never_panic() {
             let _ = render_plain(&loaded.diagnostics);
             let _ = std::fs::remove_file(&target);
         }
-    }
-}
-
-/// xorshift64: a fixed seed makes every generated case reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
     }
 }
 
@@ -684,7 +658,7 @@ fn gen_block(rng: &mut Rng) -> String {
 #[test]
 fn generated_hostile_pages_load_quickly_on_a_small_stack() {
     on_small_stack(|| {
-        let mut rng = Rng(0x5DEE_CE66_D1CE_B00C);
+        let mut rng = Rng::new(0x5DEE_CE66_D1CE_B00C);
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("1-x")).unwrap();
         let started = std::time::Instant::now();
