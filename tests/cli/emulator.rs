@@ -229,12 +229,14 @@ fn emulator_up_status_and_down_manage_only_their_own_process() {
     assert!(labrun_harness::emulator::healthy(&endpoint()).is_some());
 }
 
-#[test]
-fn ctrl_c_stops_at_a_safe_point_and_says_how_to_clean_up() {
+/// Runs a chapter that creates a VPC and then polls forever every `interval`; once the VPC
+/// is in the ledger, sends `signal`. Returns the fixture, account, output and how long labrun
+/// took to stop after the signal.
+fn interrupted_run(signal: &str, interval: &str) -> (tempfile::TempDir, String, std::process::Output, Duration) {
     let dir = fixture(&[(
         "1-slow",
         &format!(
-            "- id: make\n{CREATE}- id: never\n  call: ec2:DescribeVpcs\n  until: {{ \"length(Vpcs)\": 42 }}\n  timeout: 2m\n  interval: 200ms\n"
+            "- id: make\n{CREATE}- id: never\n  call: ec2:DescribeVpcs\n  until: {{ \"length(Vpcs)\": 42 }}\n  timeout: 2h\n  interval: {interval}\n"
         ),
     )]);
     let acct = account();
@@ -245,34 +247,47 @@ fn ctrl_c_stops_at_a_safe_point_and_says_how_to_clean_up() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the create is in the ledger, then interrupt as a terminal would.
+    // Wait until the create's entry (not only the ledger's header) is written.
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let recorded = std::fs::read_dir(dir.path().join(".labrun"))
             .ok()
             .and_then(|mut d| d.next())
             .and_then(|e| e.ok())
-            .is_some_and(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.lines().count() >= 1));
+            .is_some_and(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"undo_call\"")));
         if recorded {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(sent.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let sent_at = Instant::now();
+    assert!(std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stderr.contains("stopping at the next safe point"), "{stderr}");
-    let hint = format!(
-        "interrupted; what was created is in the ledger: `labrun down . --endpoint {} --emulator-account {acct}` removes it",
-        endpoint()
-    );
-    assert!(stderr.contains(&hint), "{stderr}");
-    let r = on_emulator(dir.path(), &acct, &["down", "."]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains("ec2:DeleteVpc"), "{}", r.stdout);
+    (dir, acct, out, sent_at.elapsed())
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM (a CI runner cancelling the job) during a long wait: labrun
+/// stops at once, keeps what it made in the ledger and says how to clean up.
+#[test]
+fn ctrl_c_and_sigterm_stop_a_long_wait_at_once_and_say_how_to_clean_up() {
+    for signal in ["-INT", "-TERM"] {
+        let (dir, acct, out, waited) = interrupted_run(signal, "1h");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        // The poll would sleep an hour; a few seconds is "at once" on a loaded CI machine.
+        assert!(waited < Duration::from_secs(20), "{signal}: took {waited:?} to stop\n{stdout}\n{stderr}");
+        assert_eq!(out.status.code(), Some(1), "{signal}\n{stdout}\n{stderr}");
+        assert!(stderr.contains("stopping at the next safe point"), "{stderr}");
+        assert!(stdout.contains("interrupted while waiting"), "{stdout}");
+        let hint = format!(
+            "interrupted; what was created is in the ledger: `labrun down . --endpoint {} --emulator-account {acct}` removes it",
+            endpoint()
+        );
+        assert!(stderr.contains(&hint), "{stderr}");
+        let r = on_emulator(dir.path(), &acct, &["down", "."]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(r.stdout.contains("ec2:DeleteVpc"), "{}", r.stdout);
+    }
 }
 
 #[test]
@@ -312,53 +327,6 @@ fn terminating_a_watched_emulator_stops_localstack_too() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(labrun_harness::emulator::healthy(&e.endpoint).is_none(), "LocalStack outlived its watcher");
-}
-
-/// SIGTERM (a CI runner cancelling the job) during a long wait: labrun stops at once, records
-/// what it made and says how to clean up.
-#[test]
-fn sigterm_stops_a_long_wait_at_once_and_says_how_to_clean_up() {
-    let dir = fixture(&[(
-        "1-slow",
-        &format!(
-            "- id: make\n{CREATE}- id: never\n  call: ec2:DescribeVpcs\n  until: {{ \"length(Vpcs)\": 42 }}\n  timeout: 2h\n  interval: 1h\n"
-        ),
-    )]);
-    let acct = account();
-    let child = labrun()
-        .current_dir(dir.path())
-        .args(["run", ".", "--plain", "--endpoint", &endpoint(), "--emulator-account", &acct])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the create is recorded and the poll has started its hour-long sleep.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let recorded = std::fs::read_dir(dir.path().join(".labrun"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .is_some_and(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"undo_call\"")));
-        if recorded {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let sent_at = Instant::now();
-    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
-    let waited = sent_at.elapsed();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    // The poll would sleep an hour; a few seconds is "at once" on a loaded CI machine.
-    assert!(waited < Duration::from_secs(20), "took {waited:?} to stop\n{stdout}\n{stderr}");
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("interrupted while waiting"), "{stdout}");
-    assert!(stderr.contains(&format!("`labrun down . --endpoint {} --emulator-account {acct}` removes it", endpoint())), "{stderr}");
-    let r = on_emulator(dir.path(), &acct, &["down", "."]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains("ec2:DeleteVpc"), "{}", r.stdout);
 }
 
 /// `labrun down labs/2.1.3` after `labrun labs/2.1.3` removes the VPC that run built as its
