@@ -289,16 +289,17 @@ mod tests {
         assert!(backoff(base, 30, cap) <= cap);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_cancelled_wait_returns_at_once() {
         let cancel = CancellationToken::new();
         let c = cancel.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             c.cancel();
         });
-        let started = tokio::time::Instant::now();
+        let started = std::time::Instant::now();
         assert_eq!(sleep(Duration::from_secs(3600), &cancel).await, Err(Interrupted));
-        assert!(started.elapsed() < Duration::from_secs(1));
+        // An hour-long sleep ended by the cancel, not by its clock.
+        assert!(started.elapsed() < Duration::from_secs(60));
     }
 }
