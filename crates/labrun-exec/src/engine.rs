@@ -469,6 +469,14 @@ impl Engine {
             _ => None,
         };
         let ledger = self.ledger.as_ref().filter(|_| records(step));
+        let own_cleanup = match &step.cleanup {
+            Cleanup::Call { call, with } => {
+                let mut c = ctx.clone();
+                c.steps.insert(step.id.clone(), json!({"request": params, "response": null}));
+                self.renderer.render(with, &c).ok().map(|p| (call.clone(), strip_nulls(p)))
+            }
+            _ => None,
+        };
         let intent = match ledger {
             Some(l) => Some(
                 l.intent(Intent {
@@ -482,6 +490,7 @@ impl Engine {
                     call: step.call.clone(),
                     request: params.clone(),
                     before: before.clone(),
+                    cleanup: own_cleanup,
                     at: now_secs(),
                 })
                 .map_err(|e| format!("could not write the ledger, so nothing was called: {e}"))?,
@@ -813,9 +822,24 @@ impl Engine {
             // answered "already undone".
             None => json!({}),
         };
-        let undo = match catalog_undo(op, &intent.request, &response, intent.before.as_ref()) {
+        let undo = match intent
+            .cleanup
+            .clone()
+            .map_or_else(|| catalog_undo(op, &intent.request, &response, intent.before.as_ref()), |c| Ok(Some(c)))
+        {
             Ok(Some(u)) => u,
-            Ok(None) => return (shown, UndoOutcome::AlreadyGone),
+            // A step's own `cleanup:` that could not be rendered before the call, and no
+            // catalog undo: say so rather than drop it.
+            Ok(None) => {
+                let found = if op.lookup.is_some() { format!(": found {}", assert::short(&response)) } else { String::new() };
+                return (
+                    shown,
+                    UndoOutcome::Failed(format!(
+                        "the answer to {} was lost{found}, and labrun has no undo for it: remove it by hand",
+                        intent.call
+                    )),
+                );
+            }
             Err(e) => return (shown, UndoOutcome::Failed(e)),
         };
         shown.undo_call = undo.0;

@@ -67,6 +67,10 @@ pub struct Intent {
     /// For a restore: the value read before the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
+    /// The step's own `cleanup: {call, with}`, rendered before the call (its parameters can
+    /// only use earlier steps and variables), for `down` to use if the answer is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<(String, Value)>,
     pub at: u64,
 }
 
@@ -382,6 +386,7 @@ mod tests {
             call: "ec2:CreateVpc".into(),
             request: serde_json::json!({"CidrBlock": "10.10.0.0/16"}),
             before: None,
+            cleanup: None,
             at: 0,
         }
     }

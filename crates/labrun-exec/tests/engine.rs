@@ -170,7 +170,7 @@ impl Fake {
                 let id = format!("i-{}", token.len());
                 Ok(json!({"Instances": [{"InstanceId": id, "ClientToken": token}]}))
             }
-            "ec2:TerminateInstances" => Ok(json!({})),
+            "ec2:TerminateInstances" | "ec2:RebootInstances" => Ok(json!({})),
             // The sweep's listings: nothing of those kinds in this cloud.
             "iam:ListInstanceProfiles" => Ok(json!({"InstanceProfiles": []})),
             "iam:ListRoles" => Ok(json!({"Roles": []})),
@@ -528,6 +528,23 @@ async fn the_intent_is_written_first_so_down_finds_what_a_lost_answer_made() {
     let e = engine(&fake, dir.path());
     e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
     assert!(Ledger::open(dir.path(), fake.target()).unwrap().outstanding().unwrap().is_empty());
+}
+
+/// A lost answer to a step with its own `cleanup: {call: ...}`: the clean-up was rendered into
+/// the intent before the call, and `down` runs it.
+#[tokio::test]
+async fn a_lost_answer_with_a_custom_cleanup_is_cleaned_up_by_it() {
+    let fake = Fake::new();
+    fake.lose_after.store(1, Ordering::SeqCst);
+    let (dir, w) = chapter(
+        "- id: boot\n  call: ec2:RebootInstances\n  with: { InstanceIds: [ i-1 ] }\n  cleanup: { call: ec2:TerminateInstances, with: { InstanceIds: [ i-1 ] } }\n",
+    );
+    let mut e = engine(&fake, dir.path());
+    e.pacing.attempts = 1;
+    assert_eq!(e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await.steps[0].status, Status::Failed);
+    let d = engine(&fake, dir.path()).down("t", None).await;
+    assert_eq!((d.undone, d.errors.len()), (1, 0), "{d:?}");
+    assert_eq!(fake.params_of("ec2:TerminateInstances"), [json!({"InstanceIds": ["i-1"]})]);
 }
 
 /// A create that takes a client token keeps one token across every retry of the step.
