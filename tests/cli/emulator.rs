@@ -377,3 +377,22 @@ async fn two_processes_and_two_spellings_of_one_emulator_share_one_ledger() {
     let after = inventory::take(b.as_ref()).await.unwrap();
     assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new(), "{}", r.stdout);
 }
+
+/// `down` against another account (or endpoint, or region) than the run used finds nothing
+/// in its own ledger, and says where the workshop's changes are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_elsewhere_points_at_the_ledger_that_holds_the_changes() {
+    let labs = labs_copy();
+    let (acct, other) = (account(), account());
+    let r = on_emulator(labs.path(), &acct, &["run", "labs/2.1.1"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = on_emulator(labs.path(), &other, &["down", "labs/2.1.1"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("down: 0 change(s) undone"), "{}", r.stdout);
+    let note =
+        format!("note: another ledger holds 1 change(s) of this workshop for emulator {}, account {acct}, ap-southeast-1", endpoint());
+    assert!(r.stdout.contains(&note), "{}", r.stdout);
+    let r = on_emulator(labs.path(), &acct, &["down", "labs/2.1.1"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stdout.contains("note: another ledger"), "the other ledger is now empty: {}", r.stdout);
+}
