@@ -41,7 +41,9 @@ pub async fn call(c: &aws_sdk_ec2::Client, action: &str, p: &mut Params) -> Resu
         "AttachInternetGateway" => send!(c.attach_internet_gateway(), p, {"InternetGatewayId" => set_internet_gateway_id, "VpcId" => set_vpc_id}).to_json(),
         "DetachInternetGateway" => send!(c.detach_internet_gateway(), p, {"InternetGatewayId" => set_internet_gateway_id, "VpcId" => set_vpc_id}).to_json(),
         "DescribeInternetGateways" => send!(c.describe_internet_gateways(), p, {"InternetGatewayIds" => set_internet_gateway_ids, "Filters" => set_filters}).to_json(),
-        "CreateRouteTable" => send!(c.create_route_table(), p, {"VpcId" => set_vpc_id, "TagSpecifications" => set_tag_specifications}).to_json(),
+        "CreateRouteTable" => send!(c.create_route_table(), p, {
+            "VpcId" => set_vpc_id, "TagSpecifications" => set_tag_specifications, "ClientToken" => set_client_token})
+        .to_json(),
         "DeleteRouteTable" => send!(c.delete_route_table(), p, {"RouteTableId" => set_route_table_id}).to_json(),
         "DescribeRouteTables" => send!(c.describe_route_tables(), p, {"RouteTableIds" => set_route_table_ids, "Filters" => set_filters}).to_json(),
         "CreateRoute" => send!(c.create_route(), p, {"RouteTableId" => set_route_table_id, "DestinationCidrBlock" => set_destination_cidr_block, "GatewayId" => set_gateway_id}).to_json(),

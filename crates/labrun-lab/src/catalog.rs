@@ -349,16 +349,21 @@ pub static OPERATIONS: &[Operation] = &[
         &["Gateway.NotAttached"],
     ),
     read("ec2:DescribeInternetGateways", &[p("InternetGatewayIds", STRS), p("Filters", FILTERS)]),
-    found_by(
-        write(
-            "ec2:CreateRouteTable",
-            &[req("VpcId", Ty::Str), p("TagSpecifications", TAG_SPECS)],
-            ec2_tags("route-table"),
-            undo("ec2:DeleteRouteTable", "{RouteTableId: response.RouteTable.RouteTableId}"),
-        ),
-        &ROUTE_TABLE_LOOKUP,
-        &[],
-    ),
+    // The model marks CreateRouteTable's ClientToken as an idempotency token (labrun-models'
+    // test compares); the lookup stays for emulators that ignore tokens.
+    Operation {
+        client_token: Some("ClientToken"),
+        ..found_by(
+            write(
+                "ec2:CreateRouteTable",
+                &[req("VpcId", Ty::Str), p("TagSpecifications", TAG_SPECS), p("ClientToken", Ty::Str)],
+                ec2_tags("route-table"),
+                undo("ec2:DeleteRouteTable", "{RouteTableId: response.RouteTable.RouteTableId}"),
+            ),
+            &ROUTE_TABLE_LOOKUP,
+            &[],
+        )
+    },
     write("ec2:DeleteRouteTable", &[req("RouteTableId", Ty::Str)], NONE, Undo::None),
     read("ec2:DescribeRouteTables", &[p("RouteTableIds", STRS), p("Filters", FILTERS)]),
     repeatable(
