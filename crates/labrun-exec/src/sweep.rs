@@ -72,7 +72,7 @@ async fn call(b: &dyn Backend, name: &str, params: Value) -> Result<Value, CallE
 /// A dependent that is already gone is nothing to do.
 fn gone_ok(result: Result<Value, CallError>) -> Result<(), CallError> {
     match result {
-        Err(e) if e.kind != ErrorKind::NotFound => Err(e),
+        Err(e) if !crate::retry::already_undone(&e) => Err(e),
         _ => Ok(()),
     }
 }
