@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    // Read at run time, not with env!(): a build script compiled for one checkout is reused by
+    // another that shares the target directory, and must look in its own.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("models");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut services: Vec<String> = std::fs::read_dir(&dir)
         .expect("models/ beside Cargo.toml")

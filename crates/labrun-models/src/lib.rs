@@ -71,6 +71,18 @@ pub struct Operation {
     pub errors: Vec<ShapeRef>,
     #[serde(default)]
     pub deprecated: bool,
+    /// `none` for the few operations called without signing (Cognito sign-up, say).
+    #[serde(default)]
+    pub authtype: Option<String>,
+    /// A prefix put before the endpoint's host name, with `{Member}` labels.
+    #[serde(default)]
+    pub endpoint: Option<EndpointTrait>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointTrait {
+    pub host_prefix: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +101,11 @@ pub struct ShapeRef {
     /// Query protocols wrap some outputs in an element of this name.
     #[serde(default)]
     pub result_wrapper: Option<String>,
+    /// REST-XML: the root element's name, when it is not the shape's.
+    #[serde(default)]
+    pub location_name: Option<String>,
+    #[serde(default)]
+    pub xml_namespace: Option<XmlNamespace>,
 }
 
 /// A member of a structure (or the element of a list, a key or value of a map).
@@ -110,6 +127,28 @@ pub struct Member {
     pub idempotency_token: bool,
     #[serde(default)]
     pub deprecated: bool,
+    /// `iso8601`, `rfc822` or `unixTimestamp`, where the member overrides its protocol's default.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// XML: the member is an attribute of its parent element, not a child.
+    #[serde(default)]
+    pub xml_attribute: bool,
+    #[serde(default)]
+    pub xml_namespace: Option<XmlNamespace>,
+    /// A string member that carries a JSON document (REST headers, base64-encoded).
+    #[serde(default)]
+    pub jsonvalue: bool,
+    /// The member is also part of the endpoint's host name.
+    #[serde(default)]
+    pub host_label: bool,
+}
+
+/// An XML namespace declared on a member or shape.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct XmlNamespace {
+    #[serde(default)]
+    pub prefix: Option<String>,
+    pub uri: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +182,22 @@ pub struct Shape {
     pub exception: bool,
     #[serde(default)]
     pub payload: Option<String>,
+    /// A blob or string that is the whole body, streamed (S3 `GetObject`'s `Body`).
+    #[serde(default)]
+    pub streaming: bool,
+    /// A structure or union of event messages (event streams): labrun cannot call these.
+    #[serde(default)]
+    pub eventstream: bool,
+    /// An open JSON value (Smithy `document`).
+    #[serde(default)]
+    pub document: bool,
+    /// A structure of which exactly one member is set.
+    #[serde(default)]
+    pub union: bool,
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    #[serde(default)]
+    pub xml_namespace: Option<XmlNamespace>,
 }
 
 /// How to follow pages: the token(s) in and out, the page size member, the result keys.
