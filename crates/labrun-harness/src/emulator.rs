@@ -18,7 +18,16 @@ pub const LOCALSTACK_VERSION: &str = "4.13.1";
 pub const LOCALSTACK_IMAGE: &str = "localstack/localstack:4.13.1";
 /// pip freeze of a working host install (Python 3.11; later LocalStack releases need 3.12).
 pub const LOCK: &str = include_str!("../localstack-4.13.1.lock.txt");
-const SERVICES: &str = "ec2,ssm,sts,iam,s3";
+/// The services LocalStack's community edition implements among those labrun has models of.
+/// LocalStack loads each on first use, so listing them costs nothing at start-up. The others
+/// (RDS, ELBv2, ECS, EKS, Cognito, ...) answer "not enabled" there: an emulator gap.
+/// Left out on purpose, so they answer 501 "not enabled" rather than a 500 on every call:
+/// dynamodb, kinesis and stepfunctions, whose LocalStack 4.13.1 code imports
+/// `localstack/packages/api.py`, which fails on Python 3.11 (`Lock | None` needs 3.13); dynamodb
+/// and kinesis would also download DynamoDB Local / kinesis-mock and a JRE on first use.
+/// Partial: lambda (no function ever becomes Active: no Docker, same import error), kms
+/// (symmetric `CreateKey` fails: `uuid.uuid5` with bytes needs 3.12).
+const SERVICES: &str = "ec2,ssm,sts,iam,s3,lambda,apigateway,cloudformation,logs,cloudwatch,events,sns,sqs,kms,secretsmanager,route53";
 const DEFAULT_LOCAL: &str = "http://127.0.0.1:4566";
 /// A managed emulator stops by itself after this long, so none is left behind for good.
 const MAX_LIFETIME_SECS: u64 = 4 * 3600;
@@ -357,10 +366,17 @@ pub fn ensure_venv(cache: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<Pat
     ensure_venv_with(cache, &python(), progress)
 }
 
+/// FNV-1a: a stable name for a lock's venv folder (std's hasher may change between releases).
+fn lock_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 fn ensure_venv_with(cache: &Path, py: &str, progress: &(dyn Fn(&str) + Sync)) -> Result<PathBuf, HarnessError> {
     let base = cache.join(format!("localstack-{LOCALSTACK_VERSION}"));
-    let venv = base.join("venv");
-    let marker = base.join("installed.lock.txt");
+    // One folder per lock: a labrun with a new lock installs beside the old venv instead of
+    // deleting it under a LocalStack that an older labrun started from it and that still runs.
+    let venv = base.join(format!("venv-{:016x}", lock_hash(LOCK)));
+    let marker = venv.join("labrun-installed.lock.txt");
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == LOCK) && venv.join("bin/python").exists() {
         return Ok(venv);
     }
@@ -373,13 +389,13 @@ fn ensure_venv_with(cache: &Path, py: &str, progress: &(dyn Fn(&str) + Sync)) ->
         return Err(HarnessError::NoPython(py));
     }
     std::fs::create_dir_all(&base)?;
-    progress(&format!("installing LocalStack {LOCALSTACK_VERSION} into {} (once; about 30 s)", venv.display()));
+    progress(&format!("installing LocalStack {LOCALSTACK_VERSION} into {} (once; about 40 s)", venv.display()));
     let _ = std::fs::remove_dir_all(&venv);
     let out = Command::new(&py).args(["-m", "venv"]).arg(&venv).output()?;
     if !out.status.success() {
         return Err(HarnessError::Venv(String::from_utf8_lossy(&out.stderr).trim().to_string()));
     }
-    let lock_path = base.join("lock.txt");
+    let lock_path = venv.join("labrun-lock.txt");
     std::fs::write(&lock_path, LOCK)?;
     let mut child = Command::new(venv.join("bin/pip"))
         .args(["install", "--disable-pip-version-check", "--no-input", "--timeout", "30", "--retries", "2", "-r"])
