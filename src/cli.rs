@@ -42,7 +42,20 @@ pub enum Command {
         action: EmulatorAction,
     },
     /// Print the JSON Schema of a lab block, for editors
-    Schema,
+    #[command(long_about = "Print the JSON Schema of a lab block, for editors (yaml-language-server, VS Code).\n\n\
+        Without an argument: the curated operations with their parameters, and any other operation of the \
+        embedded AWS service models accepted by name (the committed docs/lab-schema.json). With a service \
+        (`labrun schema lambda`): every operation of that service with its parameters. With an operation \
+        (`labrun schema lambda:CreateFunction`): that one. A schema of every operation of every service \
+        would be about 7 MB, so it is asked for one service at a time.")]
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// A service (`lambda`, `ec2`) or one operation (`lambda:CreateFunction`)
+    #[arg(value_name = "SERVICE|SERVICE:ACTION")]
+    pub selector: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -19,8 +19,12 @@ pub fn run(command: Command) -> Result<(), CliError> {
         Command::Validate(a) => validate(&a.path.path, a.format),
         Command::List(a) => list(&a.path),
         Command::Plan(a) => plan(a),
-        Command::Schema => {
-            out!("{}", labrun_lab::schema::schema_text());
+        Command::Schema(a) => {
+            let text = match a.selector {
+                None => labrun_lab::schema::schema_text(),
+                Some(s) => labrun_lab::schema::schema_text_for(&s).map_err(CliError::Invalid)?,
+            };
+            out!("{text}");
             Ok(())
         }
         Command::Run(a) => block_on(targeted(a.t, Mode::Run { force: a.force })),

@@ -75,6 +75,19 @@ fn schema_matches_the_committed_copy() {
 }
 
 #[test]
+fn schema_of_one_service_or_operation() {
+    let r = run(labrun().args(["schema", "lambda"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("\"lambda:CreateFunction\"") && r.stdout.contains("\"FunctionName\""));
+    let r = run(labrun().args(["schema", "dynamodb:Query"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("\"KeyConditionExpression\"") && !r.stdout.contains("\"dynamodb:Scan\""));
+    let r = run(labrun().args(["schema", "lamda"]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("did you mean `lambda`?"), "{}", r.stderr);
+}
+
+#[test]
 fn wrong_arguments_exit_2_with_a_reason() {
     let cases: &[(&[&str], &str)] = &[
         (&["plan", "labs/3.9"], "no chapter numbered 3.9"),

@@ -5,6 +5,7 @@
 mod ec2;
 mod iam;
 mod json;
+mod model_call;
 mod s3;
 mod ssm;
 
@@ -65,6 +66,8 @@ pub struct AwsBackend {
     s3: aws_sdk_s3::Client,
     ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
+    /// Every other modeled operation, through the SDK's schema-driven protocols.
+    model: model_call::ModelClient,
 }
 
 /// The default emulator account when none is given.
@@ -104,11 +107,12 @@ impl AwsBackend {
         let region = config.region().map(|r| r.to_string()).ok_or(ConnectError::NoRegion)?;
         let s3_config = aws_sdk_s3::config::Builder::from(&config).force_path_style(c.kind == TargetKind::Emulator).build();
         let mut backend = AwsBackend {
-            target: TargetInfo { kind: c.kind, endpoint: c.endpoint.clone(), account, region },
+            target: TargetInfo { kind: c.kind, endpoint: c.endpoint.clone(), account, region: region.clone() },
             ec2: aws_sdk_ec2::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            model: model_call::ModelClient { config: config.clone(), kind: c.kind, endpoint: c.endpoint.clone(), region: region.clone() },
             sts: match &c.identity_endpoint {
                 Some(e) => aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&config).endpoint_url(e).build()),
                 None => aws_sdk_sts::Client::new(&config),
@@ -121,6 +125,14 @@ impl AwsBackend {
         Ok(backend)
     }
 
+    /// Calls any operation of an embedded service model (`lambda`, `CreateFunction`) with
+    /// parameters keyed by the model's member names, without a typed binding: the request is
+    /// serialised through the SDK's schema-driven protocol for that service. Blobs are base64
+    /// strings both ways; timestamps come back as RFC 3339 strings.
+    pub async fn call_model(&self, service: &str, operation: &str, params: &Value) -> Result<Value, CallError> {
+        self.model.call(service, operation, params).await
+    }
+
     /// Calls an operation and also returns the parameter names the binding read (for the
     /// test that keeps catalog and bindings in step).
     pub async fn call_traced(&self, op: &'static Operation, params: &Value) -> (Result<Value, CallError>, HashSet<String>) {
@@ -130,6 +142,16 @@ impl AwsBackend {
         };
         let result = self.dispatch(op, &mut p).await;
         (result, p.taken().clone())
+    }
+
+    /// Whether `params` can go through the typed SDK binding: the operation is curated and the
+    /// step passes only parameters that binding reads. Otherwise the model-driven path calls it.
+    fn typed(op: &Operation, params: &Value) -> bool {
+        match (op.bound, params) {
+            (Some(bound), Value::Object(m)) => m.keys().all(|k| bound.contains(&k.as_str())),
+            (Some(_), _) => true,
+            (None, _) => false,
+        }
     }
 
     async fn dispatch(&self, op: &'static Operation, p: &mut Params) -> Result<Value, CallError> {
@@ -158,6 +180,13 @@ impl Backend for AwsBackend {
     }
 
     async fn call(&self, op: &'static Operation, params: &Value) -> Result<Value, CallError> {
+        if !op.synthetic && !Self::typed(op, params) {
+            let v = self.model.call(op.service(), op.action(), params).await?;
+            return match (op.name, ec2::unsuccessful(&v)) {
+                ("ec2:DeleteVpcEndpoints", Some(e)) => Err(e),
+                _ => Ok(v),
+            };
+        }
         let mut p = Params::new(op.name, params)?;
         self.dispatch(op, &mut p).await
     }
@@ -200,7 +229,7 @@ where
 }
 
 /// The connection itself failed (refused, no route, no such host): nothing was sent.
-fn never_connected(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn never_connected(e: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind as Io;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {

@@ -1,10 +1,11 @@
 //! The catalog (in labrun-lab) and the SDK bindings (here) must name the same operations and
 //! parameters. Each operation is called against an endpoint that refuses connections: the
 //! binding reads every parameter it knows before sending, so what it read can be compared with
-//! what the catalog declares, and the call itself fails fast.
+//! what the catalog declares as bound (`Operation::bound`: the curated parameter names; the
+//! catalog's full parameter list comes from the service model), and the call itself fails fast.
 
 use labrun_aws::{AwsBackend, Connect, ErrorKind};
-use labrun_lab::catalog::{OPERATIONS, Param, Ty};
+use labrun_lab::catalog::{Param, Ty, curated};
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
 
@@ -13,6 +14,11 @@ fn sample(ty: &Ty) -> Value {
         Ty::Str => json!("x"),
         Ty::Bool => json!(true),
         Ty::Int => json!(1),
+        Ty::Float => json!(1.5),
+        Ty::Timestamp => json!("2024-01-01T00:00:00Z"),
+        Ty::Blob => json!("eA=="),
+        Ty::Map(_, value) => json!({"k": sample(value)}),
+        Ty::Any => json!({}),
         Ty::Doc => json!({"Version": "2012-10-17"}),
         Ty::StrListMap => json!({"portNumber": ["3389"]}),
         Ty::Enum(values) => json!(values[0]),
@@ -32,10 +38,15 @@ async fn every_catalog_operation_has_a_binding_that_reads_exactly_its_parameters
     drop(closed);
     let backend = AwsBackend::connect(Connect::emulator(&format!("http://127.0.0.1:{port}"), "ap-southeast-1", None)).await.unwrap();
     let mut problems = Vec::new();
-    for op in OPERATIONS.iter().filter(|o| !o.synthetic) {
-        let params = struct_sample(op.params);
+    for op in curated().filter(|o| !o.synthetic) {
+        let Some(bound) = op.bound else {
+            problems.push(format!("{}: a curated operation without `bound`", op.name));
+            continue;
+        };
+        let fields: Vec<Param> = bound.iter().filter_map(|b| op.param(b).copied()).collect();
+        let params = struct_sample(&fields);
         let (result, taken) = backend.call_traced(op, &params).await;
-        let declared: HashSet<String> = op.params.iter().map(|p| p.name.to_string()).collect();
+        let declared: HashSet<String> = bound.iter().map(|b| b.to_string()).collect();
         if taken != declared {
             problems.push(format!("{}: catalog {declared:?}, binding {taken:?}", op.name));
         }

@@ -108,12 +108,25 @@ pub trait Backend: Send + Sync {
 /// Replaces the values at the operation's secret paths, so nothing downstream sees them.
 pub fn mask_secrets(op: &Operation, response: &mut Value) {
     for path in op.secrets {
-        let pointer = format!("/{}", path.replace('.', "/"));
-        if let Some(v) = response.pointer_mut(&pointer)
-            && !v.is_null()
-        {
-            *v = Value::String("********".into());
+        mask_path(response, &path.split('.').collect::<Vec<_>>());
+    }
+}
+
+/// Masks the value at a dotted path; a step `Name[]` stands for every item of the list `Name`
+/// (`Functions[].Environment`).
+fn mask_path(value: &mut Value, path: &[&str]) {
+    let Some((first, rest)) = path.split_first() else {
+        if !value.is_null() {
+            *value = Value::String("********".into());
         }
+        return;
+    };
+    let (name, each) = first.strip_suffix("[]").map_or((*first, false), |n| (n, true));
+    let Some(child) = value.get_mut(name) else { return };
+    match child {
+        Value::Array(items) if each => items.iter_mut().for_each(|i| mask_path(i, rest)),
+        _ if each => {}
+        _ => mask_path(child, rest),
     }
 }
 
@@ -129,6 +142,28 @@ pub fn strip_nulls(v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_masked_through_structures_and_lists() {
+        static OP: std::sync::LazyLock<Operation> = std::sync::LazyLock::new(|| Operation {
+            secrets: &["Credentials.SecretAccessKey", "Functions[].Environment", "Items[]", "Missing.Deep"],
+            ..*labrun_lab::catalog::operation("sts:GetCallerIdentity").unwrap()
+        });
+        let mut v = serde_json::json!({
+            "Credentials": {"AccessKeyId": "AKIA", "SecretAccessKey": "s3cr3t"},
+            "Functions": [{"Environment": {"A": "b"}, "FunctionName": "f"}, {"FunctionName": "g"}],
+            "Items": ["x", null],
+        });
+        mask_secrets(&OP, &mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "Credentials": {"AccessKeyId": "AKIA", "SecretAccessKey": "********"},
+                "Functions": [{"Environment": "********", "FunctionName": "f"}, {"FunctionName": "g"}],
+                "Items": ["********", null],
+            })
+        );
+    }
 
     #[test]
     fn one_ledger_per_resolved_target() {

@@ -4,12 +4,14 @@
 use crate::assert::{self, Mismatch};
 use crate::backend::{Backend, CallError, ErrorKind, mask_secrets, strip_nulls};
 use crate::ledger::{Entry, Intent, Ledger, Pending, now_secs};
+use crate::paginate;
 pub use crate::retry::Pacing;
 use crate::retry::{self, Attempts, Next, Phase};
 use crate::template::{Context, Renderer};
+use crate::waiter::{Verdict, Waiter};
 use futures::StreamExt;
 use labrun_lab::catalog::{self, Lookup, Operation, Tagging, Undo};
-use labrun_lab::model::{Chapter, Cleanup, Matcher, Step, Workshop};
+use labrun_lab::model::{Chapter, Cleanup, Matcher, Pages, Step, Workshop};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -395,7 +397,16 @@ impl Engine {
         let mutating = !op.read_only && mode == Mode::Run;
         let phase = if mode == Mode::Run { Phase::Build } else { Phase::Check };
         let tags = labrun_tags(&w.id, chapter.label(), &self.run_id, &tag_step, step.cleanup == Cleanup::None);
-        let mut response = if mutating {
+        let waiter = match &step.wait {
+            // Validation allows a waiter only on the read it polls; polling a change would repeat it.
+            Some(_) if !op.read_only => return Err(format!("`wait` polls the call, and {} changes resources", op.name)),
+            Some(name) => Some(crate::waiter::for_operation(op, name)?),
+            None => None,
+        };
+        // A waiter's acceptors judge errors (`InvalidInstanceID.NotFound` → retry), so its polls
+        // do not wait out eventual consistency first; `judge` below falls back to that.
+        let read_phase = if waiter.is_some() { Phase::Check } else { phase };
+        let mut response: Result<Value, CallError> = if mutating {
             add_tags(op, &mut params, &tags);
             if let Some(member) = op.client_token
                 && let Value::Object(m) = &mut params
@@ -404,45 +415,77 @@ impl Engine {
                 // that did happen returns the first result instead of making a second one.
                 m.entry(member).or_insert_with(|| Value::String(client_token(&self.run_id, chapter.label(), &tag_step)));
             }
-            self.change(w, chapter, step, &params, &tag_step, &ctx).await?
+            Ok(self.change(w, chapter, step, &params, &tag_step, &ctx).await?)
         } else {
-            self.read(op, &params, phase, Some(step)).await.map_err(|e| describe_error(op, &e))?
+            self.read_step(step, &params, read_phase).await
         };
+        // Without a waiter an error ends the step; with one, its acceptors judge errors too.
+        if waiter.is_none()
+            && let Err(e) = &response
+        {
+            return Err(describe_error(op, e));
+        }
         if mutating && op.tagging == Tagging::BucketTagging {
             // S3 takes no tags on create: tag the bucket right after, through the same policy.
             let tagging = catalog::operation("s3:PutBucketTagging").expect("catalog has s3:PutBucketTagging");
             let p = json!({"Bucket": params["Bucket"], "Tagging": {"TagSet": tags}});
             self.mutate(step, tagging, &p, &tag_step).await.map_err(|(e, _)| describe_error(tagging, &e))?;
         }
-        // `until`: poll until the expectations hold (in check mode, one look is enough).
-        let deadline = Instant::now() + step.timeout.unwrap_or(self.pacing.default_timeout);
-        let mut interval = step.interval.unwrap_or(self.pacing.poll_interval);
+        // `until` and `wait`: poll until the expectations hold and the waiter says success (in
+        // check mode, one look is enough). A waiter's failure state ends the step at once.
+        let limit = step.timeout.or(waiter.as_ref().map(Waiter::timeout)).unwrap_or(self.pacing.default_timeout);
+        let deadline = Instant::now() + limit;
+        let mut interval =
+            step.interval.or(waiter.as_ref().map(|w| w.delay.max(labrun_lab::limits::MIN_INTERVAL))).unwrap_or(self.pacing.poll_interval);
         let mut attempt = 1;
         loop {
-            let mismatches = self.evaluate(&step.until, &response, &ctx)?;
-            if mismatches.is_empty() || mode == Mode::Check {
-                if !mismatches.is_empty() {
-                    let (m, out) = (mismatches, self.outputs(step, &response)?);
-                    return Ok((m, out));
-                }
+            let waiting = match &waiter {
+                None => None,
+                Some(w) => match judge(w, &response, mode) {
+                    Verdict::Success => None,
+                    Verdict::Failure(why) => return Err(format!("waiter `{}` reached a failure state: {why}", w.name)),
+                    Verdict::Retry(why) => Some(why),
+                },
+            };
+            // A waiter that succeeds on an error (`TableNotExists`) leaves no response: `null`.
+            let body = response.as_ref().unwrap_or(&Value::Null);
+            let mismatches = self.evaluate(&step.until, body, &ctx)?;
+            if waiting.is_none() && mismatches.is_empty() {
                 break;
             }
-            if Instant::now() + interval > deadline {
-                let waited = step.timeout.unwrap_or(self.pacing.default_timeout);
-                return Err(format!(
-                    "timed out after {} waiting for: {}",
-                    labrun_lab::model::format_duration(waited),
-                    mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-                ));
+            if mode == Mode::Check {
+                if let (Some(why), Some(w)) = (&waiting, &waiter) {
+                    return Err(format!("waiter `{}` is not satisfied: {why}", w.name));
+                }
+                let out = self.outputs(step, body)?;
+                return Ok((mismatches, out));
             }
-            self.observer.step_waiting(step, attempt, &mismatches[0].to_string());
+            let what: Vec<String> = waiting
+                .iter()
+                .zip(&waiter)
+                .map(|(why, w)| format!("waiter `{}` ({why})", w.name))
+                .chain(mismatches.iter().map(ToString::to_string))
+                .collect();
+            if Instant::now() + interval > deadline {
+                return Err(format!("timed out after {} waiting for: {}", labrun_lab::model::format_duration(limit), what.join("; ")));
+            }
+            self.observer.step_waiting(step, attempt, &what[0]);
             if retry::sleep(interval, &self.cancel).await.is_err() {
                 return Err("interrupted while waiting".into());
             }
-            interval = (interval * 3 / 2).min(self.pacing.poll_max_interval);
+            // `until` backs off; a waiter polls at its model's pace.
+            if waiter.is_none() {
+                interval = (interval * 3 / 2).min(self.pacing.poll_max_interval);
+            }
             attempt += 1;
-            response = self.read(op, &params, phase, Some(step)).await.map_err(|e| describe_error(op, &e))?;
+            response = self.read_step(step, &params, read_phase).await;
+            if waiter.is_none()
+                && let Err(e) = &response
+            {
+                return Err(describe_error(op, e));
+            }
         }
+        let response = response.unwrap_or(Value::Null);
         let outputs = self.outputs(step, &response)?;
         let mismatches = self.evaluate(&step.expect, &response, &ctx)?;
         Ok((mismatches, outputs))
@@ -560,6 +603,27 @@ impl Engine {
         }
     }
 
+    /// A step's read: every page its service model's paginator gives, unless `pages: first`.
+    async fn read_step(&self, step: &Step, params: &Value, phase: Phase) -> Result<Value, CallError> {
+        match step.pages {
+            Pages::All => self.read_pages(step.op, params, phase, Some(step)).await,
+            Pages::First => self.read(step.op, params, phase, Some(step)).await,
+        }
+    }
+
+    /// A read that follows its model's paginator, if it has one; each page is retried on its own.
+    async fn read_pages(&self, op: &'static Operation, params: &Value, phase: Phase, step: Option<&Step>) -> Result<Value, CallError> {
+        let Some(p) = labrun_lab::modelled::paginator(op) else {
+            return self.read(op, params, phase, step).await;
+        };
+        paginate::all_pages(&p, params, paginate::MAX_PAGES, |page: Value| async move { self.read(op, &page, phase, step).await })
+            .await
+            .map_err(|e| match e {
+                paginate::PageError::Call(e) => e,
+                other => CallError::new(ErrorKind::Client, "labrun.Pagination", other.to_string()),
+            })
+    }
+
     /// A change, retried without ever repeating a create blindly. After an attempt whose
     /// answer was lost, the operation's lookup looks for what it made before trying again, and
     /// an "already exists" kind of answer counts as that attempt's success. Returns the error
@@ -628,7 +692,7 @@ impl Engine {
         let bad = |e: String| CallError::new(ErrorKind::Client, "LookupFailed", e);
         let op = catalog::operation(l.op).ok_or_else(|| bad(format!("unknown lookup operation {}", l.op)))?;
         let params = assert::search(l.params, &json!({"request": request, "run": run, "step": tag_step})).map_err(bad)?;
-        let response = match self.read(op, &strip_nulls(params), Phase::Check, None).await {
+        let response = match self.read_pages(op, &strip_nulls(params), Phase::Check, None).await {
             Ok(v) => v,
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -936,6 +1000,18 @@ fn depends_on(step: &Step) -> Vec<String> {
     out
 }
 
+/// One poll of a `wait`, judged by the waiter's acceptors. An error none of them names is, while
+/// building, still given the time eventual consistency takes (a describe by id right after the
+/// create answers NotFound for a while): the waiter's timeout bounds it.
+fn judge(w: &Waiter, poll: &Result<Value, CallError>, mode: Mode) -> Verdict {
+    match poll {
+        Err(e) if mode == Mode::Run && w.first_match(Err(e)).is_none() && retry::not_yet_consistent(e) => {
+            Verdict::Retry(format!("{} (not visible yet)", e.code))
+        }
+        _ => w.judge(poll.as_ref()),
+    }
+}
+
 fn describe_error(op: &Operation, e: &CallError) -> String {
     match e.kind {
         ErrorKind::Unsupported => format!("{} is not supported by this target: {}", op.name, e.message),
@@ -992,6 +1068,26 @@ pub fn add_tags(op: &Operation, params: &mut Value, tags: &Value) {
         Tagging::Tags => {
             if let Value::Array(existing) = map.entry("Tags").or_insert_with(|| json!([])) {
                 existing.extend(list);
+            }
+        }
+        Tagging::List { member, key, value } => {
+            // The service's own names for a tag's key and value (`{key, value}`, `{TagKey, TagValue}`).
+            if let Value::Array(existing) = map.entry(member).or_insert_with(|| json!([])) {
+                existing.extend(list.iter().map(|t| {
+                    let mut tag = serde_json::Map::new();
+                    tag.insert(key.to_string(), t["Key"].clone());
+                    tag.insert(value.to_string(), t["Value"].clone());
+                    Value::Object(tag)
+                }));
+            }
+        }
+        Tagging::Map(member) => {
+            if let Value::Object(existing) = map.entry(member).or_insert_with(|| json!({})) {
+                for t in &list {
+                    if let Some(k) = t["Key"].as_str() {
+                        existing.insert(k.to_string(), t["Value"].clone());
+                    }
+                }
             }
         }
         Tagging::BucketTagging | Tagging::None => {}

@@ -6,11 +6,13 @@ pub mod assert;
 pub mod backend;
 pub mod engine;
 pub mod ledger;
+pub mod paginate;
 pub mod plan;
 pub mod reachability;
 pub mod retry;
 pub mod sweep;
 pub mod template;
+pub mod waiter;
 
 pub use backend::{Backend, CallError, ErrorKind, TargetInfo, TargetKind};
 pub use engine::{ChapterReport, DownReport, Engine, Mode, Observer, Pacing, Quiet, RunReport, Status, StepReport, UndoOutcome};

@@ -3,6 +3,12 @@
 //!
 //! This crate knows shapes but links no SDK; `labrun-aws` binds each entry to an SDK call, and
 //! a test there checks that both sides name the same operations and parameters.
+//!
+//! The table below is the curated part. Every other operation of the embedded service models
+//! (`labrun-models`) is a catalog operation too: [`operation`] builds it from the model on first
+//! use (`derive.rs`), and merges each curated entry with its model, so that validation sees the
+//! model's full parameter list while the typed bindings keep reading the curated ones (`bound`).
+//!
 //! Undo parameters are JMESPath expressions over `{request, response, before}`, where `before`
 //! is the response of the `capture` call made just before a `restore`-style change.
 
@@ -11,7 +17,18 @@
 pub enum Ty {
     Str,
     Bool,
+    /// A whole number (the models' `integer` and `long`).
     Int,
+    /// Any number (the models' `float` and `double`).
+    Float,
+    /// A date and time: an ISO 8601 string, or seconds since the epoch.
+    Timestamp,
+    /// Bytes, written as a base64 string.
+    Blob,
+    /// A map from keys of the first type to values of the second.
+    Map(&'static Ty, &'static Ty),
+    /// Anything: an open document, or where a recursive shape was cut.
+    Any,
     /// A JSON document: given as a mapping (labrun serialises it) or as a JSON string.
     Doc,
     /// A string-to-list-of-strings map (SSM session parameters).
@@ -45,6 +62,15 @@ pub enum Tagging {
     Tags,
     /// S3: a `PutBucketTagging` right after the create.
     BucketTagging,
+    /// A list of tag structures in `member`, whose key and value members are named `key` and
+    /// `value` (`Tags: [{Key, Value}]`, ECS `tags: [{key, value}]`, KMS `Tags: [{TagKey, TagValue}]`).
+    List {
+        member: &'static str,
+        key: &'static str,
+        value: &'static str,
+    },
+    /// A string map in `member` (Lambda `Tags: {k: v}`, SQS `tags`).
+    Map(&'static str),
 }
 
 /// How `labrun down` reverses a successful call.
@@ -99,6 +125,15 @@ pub struct Operation {
     /// Error codes that, after an attempt whose answer was lost, mean that attempt did it
     /// (`InvalidPermission.Duplicate`, `EntityAlreadyExists`, ...).
     pub already: &'static [&'static str],
+    /// The parameters `labrun-aws`'s typed SDK binding reads: the curated table's names, as
+    /// [`operation`] returns it (None in the raw [`OPERATIONS`] table and for operations built
+    /// from the model alone). A step passing only these may use the binding; any other goes
+    /// through the model-driven protocol path.
+    pub bound: Option<&'static [&'static str]>,
+    /// `undo` is `Undo::None` on purpose: nothing needs undoing (reads, deletes and other
+    /// removals, calls that leave nothing behind, and every curated entry). When false and there
+    /// is no undo, a step calling it must say what to do in `cleanup:`.
+    pub nothing_to_undo: bool,
 }
 
 impl Operation {
@@ -170,6 +205,8 @@ const fn read(name: &'static str, params: &'static [Param]) -> Operation {
         client_token: None,
         lookup: None,
         already: &[],
+        bound: None,
+        nothing_to_undo: true,
     }
 }
 const fn write(name: &'static str, params: &'static [Param], tagging: Tagging, undo: Undo) -> Operation {
@@ -263,7 +300,10 @@ const fn ec2_tags(resource: &'static str) -> Tagging {
     Tagging::TagSpecifications(resource)
 }
 
-/// Every operation labrun can call. Adding one: a line here and a binding in `labrun-aws`.
+/// The curated operations, as written: labrun's knowledge of each (tags, undo, lookup, ...) and
+/// the parameters its typed binding reads. [`operation`] returns each merged with its service
+/// model (full parameter list, `bound` set); [`curated`] iterates those. Adding one: a line here
+/// and a binding in `labrun-aws`.
 pub static OPERATIONS: &[Operation] = &[
     // ---- EC2: VPC and attributes
     found_by(
@@ -759,9 +799,21 @@ pub static OPERATIONS: &[Operation] = &[
     Operation { synthetic: true, ..read("labrun:CheckSsmReachability", &[req("InstanceId", Ty::Str)]) },
 ];
 
-/// Finds an operation by its `service:Action` name.
+/// Finds an operation by its `service:Action` name: a curated one (merged with its model), or
+/// any operation of an embedded service model (`lambda:CreateFunction`), built once per process.
 pub fn operation(name: &str) -> Option<&'static Operation> {
-    OPERATIONS.iter().find(|o| o.name == name)
+    crate::derive::operation(name)
+}
+
+/// The curated operations, each as [`operation`] returns it (merged with its model).
+pub fn curated() -> impl Iterator<Item = &'static Operation> {
+    OPERATIONS.iter().map(|o| operation(o.name).unwrap_or(o))
+}
+
+/// What a call answers, typed from its service model (member names as the model spells them).
+/// None for labrun's own operations and where the model has no output.
+pub fn response(op: &Operation) -> Option<&'static Ty> {
+    crate::derive::response(op)
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.

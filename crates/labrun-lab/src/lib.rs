@@ -3,15 +3,18 @@
 //! every other crate (and editor tooling) can use it.
 
 pub mod catalog;
+pub mod derive;
 pub mod diag;
 pub mod limits;
 pub mod load;
 pub mod model;
+pub mod modelled;
 pub mod page;
+mod response;
 pub mod schema;
 pub mod steps;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Location, SourceFile};
 pub use load::{Loaded, Selection, load, prerequisites, select};
-pub use model::{Assertion, Chapter, Cleanup, Matcher, Retry, Step, Workshop};
+pub use model::{Assertion, Chapter, Cleanup, Matcher, Pages, Retry, Step, Workshop};

@@ -70,6 +70,11 @@ pub struct Step {
     pub timeout: Option<Duration>,
     #[serde(serialize_with = "ser_opt_duration")]
     pub interval: Option<Duration>,
+    /// Whether a read follows its model's paginator (`all`, the default) or takes one page.
+    pub pages: Pages,
+    /// A waiter of the call's service model (`VpcAvailable`) that polls this step's operation:
+    /// the step polls until one of its acceptors says success or failure.
+    pub wait: Option<String>,
     pub retry: Retry,
     pub cleanup: Cleanup,
     /// A template that must render truthy for the step to run.
@@ -187,6 +192,21 @@ pub enum Matcher {
 impl Matcher {
     pub const NAMES: &'static [&'static str] =
         &["equals", "not_equals", "contains", "not_contains", "matches", "length", "all_equal", "exists", "any_of", "greater_than"];
+}
+
+/// `pages:` of a read whose operation the service model can paginate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pages {
+    /// Follow every page and merge them (what a learner's `aws` CLI command shows).
+    #[default]
+    All,
+    /// One request, one page (the response keeps its next-page token).
+    First,
+}
+
+impl Pages {
+    pub const NAMES: &'static [&'static str] = &["all", "first"];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

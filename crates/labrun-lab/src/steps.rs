@@ -5,7 +5,7 @@ use crate::diag::{Diagnostic, SourceFile};
 use crate::limits::{
     self, MAX_FOR_EACH_ITEMS, MAX_INTERVAL, MAX_RETRY_ATTEMPTS, MAX_RETRY_DELAY, MAX_TIMEOUT, MIN_INTERVAL, MIN_RETRY_DELAY,
 };
-use crate::model::{Assertion, Cleanup, Matcher, Retry, Step, format_duration, parse_duration};
+use crate::model::{Assertion, Cleanup, Matcher, Pages, Retry, Step, format_duration, parse_duration};
 use crate::yaml::{Kind, Node};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub const STEP_FIELDS: &[&str] = &[
     "id", "title", "call", "with", "outputs", "expect", "until", "timeout", "interval", "retry", "cleanup", "when", "for_each", "requires",
-    "check", "hint",
+    "check", "hint", "pages", "wait",
 ];
 pub const CAPABILITIES: &[&str] = &["real-aws"];
 
@@ -207,6 +207,9 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
     let outputs = node.get("outputs").map(|n| read_outputs(n, sink)).unwrap_or_default();
     let expect = node.get("expect").map(|n| read_assertions(n, sink)).unwrap_or_default();
     let until = node.get("until").map(|n| read_assertions(n, sink)).unwrap_or_default();
+    if let Some(op) = op {
+        crate::response::check(op, node, sink);
+    }
     let timeout = node.get("timeout").and_then(|n| sink.bounded_duration(n, "timeout", Duration::ZERO, MAX_TIMEOUT));
     let interval = node.get("interval").and_then(|n| sink.bounded_duration(n, "interval", MIN_INTERVAL, MAX_INTERVAL));
     if let (Some(t), Some(i), Some(n)) = (timeout, interval, node.get("interval"))
@@ -221,7 +224,14 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
         .help = Some("the condition would be checked once; make the interval shorter or the timeout longer".into());
     }
     let retry = node.get("retry").map(|n| read_retry(n, sink)).unwrap_or_default();
+    let pages = node.get("pages").and_then(|n| read_pages(n, op, sink)).unwrap_or_default();
+    let wait = node.get("wait").and_then(|n| read_wait(n, op, sink));
     let cleanup = node.get("cleanup").map(|n| read_cleanup(n, op, sink)).unwrap_or(Cleanup::Auto);
+    if let Some(op) = op
+        && cleanup == Cleanup::Auto
+    {
+        check_undo_known(op, node, sink);
+    }
     let when = node.get("when").and_then(|n| match &n.kind {
         Kind::Str(s) => Some(s.clone()),
         Kind::Bool(b) => Some(b.to_string()),
@@ -299,6 +309,8 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
         until,
         timeout,
         interval,
+        pages,
+        wait,
         retry,
         cleanup,
         when,
@@ -312,15 +324,44 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
 }
 
 fn unknown_operation(name: &str, node: &Node, sink: &mut Sink<'_>) {
-    let help = match name.split_once(':') {
-        None => "write the operation as `service:Action`, e.g. `ec2:DescribeVpcs`".to_string(),
-        Some(_) => match catalog::did_you_mean(name, catalog::OPERATIONS.iter().map(|o| o.name)) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => "see `labrun schema` for the supported operations".into(),
-        },
+    let (message, label, help) = match name.split_once(':') {
+        None => (
+            format!("unknown operation `{name}`"),
+            "not in the action catalog",
+            "write the operation as `service:Action`, e.g. `ec2:DescribeVpcs`".to_string(),
+        ),
+        Some((service, _)) if !crate::derive::known_service(service) => {
+            let mut services: Vec<&str> = labrun_models::services().collect();
+            services.push("labrun");
+            let help = match catalog::did_you_mean(service, services.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("labrun knows these services: {}", services.join(", ")),
+            };
+            (format!("unknown service `{service}` in `{name}`"), "no such service", help)
+        }
+        Some((service, _)) => {
+            let names = crate::derive::operation_names(service);
+            let help = match catalog::did_you_mean(name, names.iter().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("`labrun schema {service}` lists its operations"),
+            };
+            (format!("unknown operation `{name}`"), "not in the action catalog", help)
+        }
     };
-    sink.error("labrun::unknown-operation", node.span, format!("unknown operation `{name}`"), "not in the action catalog").help =
-        Some(help);
+    sink.error("labrun::unknown-operation", node.span, message, label).help = Some(help);
+}
+
+/// A change labrun cannot undo by itself needs the author to say what `down` does.
+fn check_undo_known(op: &Operation, step: &Node, sink: &mut Sink<'_>) {
+    if op.read_only || op.nothing_to_undo || !matches!(op.undo, catalog::Undo::None) {
+        return;
+    }
+    let at = step.get("call").map_or(step.span, |n| n.span);
+    sink.error("labrun::no-undo", at, format!("`{}` changes resources, and labrun knows no way to undo it", op.name), "no known undo")
+        .help = Some(format!(
+        "say what `labrun down` should do: `cleanup: none` if nothing needs undoing, or `cleanup: {{call: {}:Action, with: {{...}}}}` with the call that reverses it",
+        op.service()
+    ));
 }
 
 /// Checks parameters against the catalog shape. Strings holding a template (`{{ … }}`) may
@@ -339,6 +380,11 @@ fn check_struct(params: &[Param], entries: &[(Node, Node)], whole: &Node, owner:
                 let help = match catalog::did_you_mean(&name, params.iter().map(|p| p.name)) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None if params.is_empty() => format!("{owner} takes no parameters"),
+                    None if params.len() > 12 => format!(
+                        "{owner} takes: {}, … ({} more; `labrun schema` lists them)",
+                        params[..12].iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+                        params.len() - 12
+                    ),
                     None => format!("{owner} takes: {}", params.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")),
                 };
                 sink.error("labrun::unknown-parameter", key.span, format!("{owner} has no parameter `{name}`"), "unknown parameter").help =
@@ -364,6 +410,17 @@ fn check_value(ty: &Ty, node: &Node, what: &str, sink: &mut Sink<'_>) {
     let ok = match (ty, &node.kind) {
         (Ty::Str, Kind::Str(_)) | (Ty::Bool, Kind::Bool(_)) | (Ty::Int, Kind::Int(_)) => true,
         (Ty::Doc, Kind::Str(_) | Kind::Map(_)) => true,
+        (Ty::Float, Kind::Int(_) | Kind::Float(_)) | (Ty::Blob, Kind::Str(_)) | (Ty::Any, _) => true,
+        (Ty::Timestamp, Kind::Str(_) | Kind::Int(_) | Kind::Float(_)) => true,
+        (Ty::Map(key, value), Kind::Map(entries)) => {
+            for (k, v) in entries {
+                if matches!(key, Ty::Enum(_)) {
+                    check_value(key, k, &format!("a key of {what}"), sink);
+                }
+                check_value(value, v, &format!("`{}`", k.key_text()), sink);
+            }
+            true
+        }
         (Ty::Enum(values), Kind::Str(s)) => {
             if !values.contains(&s.as_str()) {
                 let help = match catalog::did_you_mean(s, values.iter().copied()) {
@@ -398,6 +455,11 @@ fn check_value(ty: &Ty, node: &Node, what: &str, sink: &mut Sink<'_>) {
             Ty::Str | Ty::Enum(_) => "a string",
             Ty::Bool => "a boolean",
             Ty::Int => "an integer",
+            Ty::Float => "a number",
+            Ty::Timestamp => "a date and time (ISO 8601, or seconds since 1970)",
+            Ty::Blob => "a base64 string",
+            Ty::Map(..) => "a mapping",
+            Ty::Any => "anything",
             Ty::Doc => "a mapping or a JSON string",
             Ty::StrListMap => "a mapping of lists",
             Ty::List(_) => "a list",
@@ -558,6 +620,89 @@ fn read_retry(node: &Node, sink: &mut Sink<'_>) -> Retry {
         }
     }
     retry
+}
+
+/// `pages: all | first`, on a read whose service model has a paginator for it.
+fn read_pages(node: &Node, op: Option<&Operation>, sink: &mut Sink<'_>) -> Option<Pages> {
+    let text = sink.expect_str(node, "`pages`")?;
+    let pages = match text {
+        "all" => Pages::All,
+        "first" => Pages::First,
+        other => {
+            sink.error("labrun::bad-value", node.span, format!("unknown `pages: {other}`"), "not `all` or `first`").help =
+                Some("`pages: all` (the default) follows every page; `pages: first` makes one request".into());
+            return None;
+        }
+    };
+    if let Some(op) = op
+        && crate::modelled::paginator(op).is_none()
+    {
+        let why = if !op.read_only {
+            "it changes resources; only reads are paged".to_string()
+        } else if crate::modelled::service(op).is_none() {
+            "labrun has no service model for it".to_string()
+        } else {
+            "its service model has no paginator for it".to_string()
+        };
+        sink.error("labrun::not-paginated", node.span, format!("`{}` answers in one page: {why}", op.name), "nothing to page").help =
+            Some("remove `pages:`; it applies to reads AWS answers in pages, such as `ec2:DescribeInstances`".into());
+        return None;
+    }
+    Some(pages)
+}
+
+/// `wait: WaiterName`: a waiter of the call's service model that polls this very operation.
+fn read_wait(node: &Node, op: Option<&Operation>, sink: &mut Sink<'_>) -> Option<String> {
+    let name = sink.expect_str(node, "`wait`")?.to_string();
+    let op = op?;
+    let Some(service) = crate::modelled::service(op) else {
+        sink.error(
+            "labrun::unknown-waiter",
+            node.span,
+            format!("`{}` has no waiters: labrun has no service model for it", op.name),
+            "no waiters",
+        )
+        .help = Some("use `until:` with the condition to wait for".into());
+        return None;
+    };
+    let mine = crate::modelled::waiters_polling(&service, op.action());
+    let theirs = |list: &[&str]| {
+        if list.is_empty() {
+            format!("no waiter polls `{}`", op.name)
+        } else {
+            format!("the waiters that poll `{}` are: {}", op.name, list.join(", "))
+        }
+    };
+    let Some(definition) = service.waiters.get(&name) else {
+        let help = match catalog::did_you_mean(&name, service.waiters.keys().map(String::as_str)) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => theirs(&mine),
+        };
+        sink.error(
+            "labrun::unknown-waiter",
+            node.span,
+            format!("`{}` has no waiter `{name}`", op.service()),
+            "not a waiter of this service",
+        )
+        .help = Some(help);
+        return None;
+    };
+    let polls = crate::modelled::waiter_operation(definition).unwrap_or_default();
+    if polls != op.action() {
+        let help = match catalog::did_you_mean(&name, mine.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`? Or call `{}:{polls}` in this step", op.service()),
+            None => format!("call `{}:{polls}` in this step with `wait: {name}`; {}", op.service(), theirs(&mine)),
+        };
+        sink.error(
+            "labrun::wrong-waiter",
+            node.span,
+            format!("waiter `{name}` polls `{}:{polls}`, not `{}`", op.service(), op.name),
+            "polls another operation",
+        )
+        .help = Some(help);
+        return None;
+    }
+    Some(name)
 }
 
 fn read_cleanup(node: &Node, op: Option<&Operation>, sink: &mut Sink<'_>) -> Cleanup {

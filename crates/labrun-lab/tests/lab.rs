@@ -179,6 +179,153 @@ invalid!(
     1,
     "cannot run in check mode"
 );
+invalid!(
+    pages_without_a_paginator,
+    vec![(
+        "1-a/_index.md",
+        page(
+            "- id: a\n  call: ec2:DescribeVpcAttribute\n  pages: first\n  with: { VpcId: vpc-1, Attribute: enableDnsHostnames }\n- id: b\n  call: ec2:CreateVpc\n  pages: all\n  with: { CidrBlock: 10.0.0.0/16 }\n"
+        )
+    )],
+    2,
+    "`ec2:DescribeVpcAttribute` answers in one page: its service model has no paginator for it"
+);
+invalid!(
+    bad_pages_value,
+    vec![(
+        "1-a/_index.md",
+        page("- id: a\n  call: ec2:DescribeInstances\n  pages: 2\n- id: b\n  call: ec2:DescribeInstances\n  pages: some\n")
+    )],
+    2,
+    "unknown `pages: some`"
+);
+invalid!(
+    unknown_waiter,
+    vec![(
+        "1-a/_index.md",
+        page(
+            "- id: a\n  call: ec2:DescribeInstances\n  wait: InstanceRuning\n- id: b\n  call: labrun:CheckSsmReachability\n  wait: Reachable\n  with: { InstanceId: i-1 }\n"
+        )
+    )],
+    2,
+    "did you mean `InstanceRunning`?"
+);
+invalid!(
+    waiter_of_another_operation,
+    vec![(
+        "1-a/_index.md",
+        page(
+            "- id: a\n  call: ec2:DescribeVpcs\n  wait: InstanceRunning\n- id: b\n  call: ec2:RunInstances\n  wait: InstanceRunning\n  with: { ImageId: ami-1, MinCount: 1, MaxCount: 1 }\n"
+        )
+    )],
+    2,
+    "waiter `InstanceRunning` polls `ec2:DescribeInstances`, not `ec2:DescribeVpcs`"
+);
+invalid!(unknown_service, vec![("1-a/_index.md", page("- id: a\n  call: ec3:DescribeVpcs\n"))], 1, "did you mean `ec2`?");
+invalid!(
+    unknown_modelled_operation,
+    vec![("1-a/_index.md", page("- id: a\n  call: lambda:GetFuntion\n  with: { FunctionName: f }\n"))],
+    1,
+    "did you mean `lambda:GetFunction`?"
+);
+invalid!(
+    unknown_parameter_of_a_modelled_operation,
+    vec![(
+        "1-a/_index.md",
+        page(
+            "- id: a\n  call: lambda:GetFunction\n  with: { FunctionNam: f }\n- id: b\n  call: sqs:GetQueueUrl\n  with: { QueueName: q, Owner: x }\n"
+        )
+    )],
+    3,
+    "did you mean `FunctionName`?"
+);
+invalid!(
+    wrong_types_in_a_modelled_operation,
+    vec![(
+        "1-a/_index.md",
+        page(concat!(
+            "- id: fn\n  call: lambda:CreateFunction\n",
+            "  with:\n    FunctionName: f\n    Role: arn:aws:iam::111122223333:role/r\n    Code: { S3Bucket: 5 }\n",
+            "    MemorySize: lots\n    Publish: \"yes\"\n    Environment: { Variables: [ A ] }\n    Tags: { team: 1 }\n",
+            "- id: item\n  call: dynamodb:PutItem\n",
+            "  with: { TableName: t, Item: { pk: { S: a }, n: { N: 1 }, m: { M: { x: { L: [ { S: deep } ] } } }, bad: { Q: x } } }\n",
+            "- id: events\n  call: logs:GetLogEvents\n  with: { logStreamName: s, startTime: [ 1 ], startFromHead: true }\n",
+        ))
+    )],
+    8,
+    "`MemorySize` must be an integer, found a string"
+);
+invalid!(
+    bad_value_for_a_modelled_enum,
+    vec![(
+        "1-a/_index.md",
+        page(
+            "- id: a\n  call: lambda:CreateFunction\n  with: { FunctionName: f, Role: r, Code: { ZipFile: UEsFBg== }, Runtime: python3.x, Architectures: [ arm46 ] }\n"
+        )
+    )],
+    2,
+    "did you mean `arm64`?"
+);
+invalid!(
+    unknown_member_of_the_response,
+    vec![(
+        "1-a/_index.md",
+        page(concat!(
+            "- id: vpc\n  call: ec2:CreateVpc\n  with: { CidrBlock: 10.0.0.0/16 }\n",
+            "  outputs: { id: Vpc.VpcID, ok: Vpc.VpcId, tags: \"Vpc.Tags[?Key == 'Name'].Value | [0]\" }\n",
+            "- id: vpcs\n  call: ec2:DescribeVpcs\n",
+            "  expect: { \"Vpcs.VpcId\": x, \"length(Vpcs[?Stat == 'available'])\": 1, \"Vpcs[].CidrBlockAssociationSet[].CidrBlock\": { exists: true } }\n",
+            "  until: { \"Vpcz[0].State\": available, \"Vpcs[0].State.Name\": available }\n",
+        ))
+    )],
+    5,
+    "no member `VpcID` in `Vpc`"
+);
+invalid!(
+    mutating_call_without_undo,
+    vec![(
+        "1-a/_index.md",
+        page(concat!(
+            "- id: code\n  call: lambda:UpdateFunctionCode\n  with: { FunctionName: f, S3Bucket: b, S3Key: k }\n",
+            "- id: declared\n  call: lambda:UpdateFunctionCode\n  with: { FunctionName: f, S3Bucket: b, S3Key: k }\n  cleanup: none\n",
+            "- id: removal\n  call: lambda:DeleteFunction\n  with: { FunctionName: f }\n",
+        ))
+    )],
+    1,
+    "labrun knows no way to undo it"
+);
+
+#[test]
+fn modelled_operations_validate_and_carry_their_undo() {
+    let (text, errors) = diagnose(&[(
+        "1-a/_index.md",
+        &page(concat!(
+            "- id: role\n  call: iam:CreateRole\n",
+            "  with: { RoleName: r, AssumeRolePolicyDocument: { Version: \"2012-10-17\", Statement: [] } }\n",
+            "  outputs: { arn: Role.Arn }\n",
+            "- id: fn\n  call: lambda:CreateFunction\n",
+            "  with: { FunctionName: f, Role: \"{{ steps.role.arn }}\", Runtime: python3.12, Handler: h.h, Code: { ZipFile: UEsFBg== }, Timeout: 30, Environment: { Variables: { A: b } } }\n",
+            "  outputs: { arn: FunctionArn, state: State }\n  expect: { \"Environment.Variables.A\": b }\n",
+            "- id: table\n  call: dynamodb:CreateTable\n",
+            "  with: { TableName: t, BillingMode: PAY_PER_REQUEST, KeySchema: [ { AttributeName: pk, KeyType: HASH } ], AttributeDefinitions: [ { AttributeName: pk, AttributeType: S } ] }\n",
+            "  outputs: { name: TableDescription.TableName }\n",
+            "- id: wait\n  call: dynamodb:DescribeTable\n  with: { TableName: t }\n  until: { Table.TableStatus: ACTIVE }\n",
+            "- id: query\n  call: dynamodb:Query\n",
+            "  with: { TableName: t, KeyConditionExpression: \"pk = :v\", ExpressionAttributeValues: { \":v\": { S: a } } }\n",
+            "  expect: { \"Items[0].pk.S\": a, Count: 1 }\n",
+            "- id: machine\n  call: stepfunctions:CreateStateMachine\n",
+            "  with: { name: m, roleArn: x, definition: { StartAt: A, States: { A: { Type: Pass, End: true } } } }\n",
+        )),
+    )]);
+    assert_eq!(errors, 0, "{text}");
+    let dir =
+        workshop(&[("1-a/_index.md", &page("- id: fn\n  call: lambda:CreateFunction\n  with: { FunctionName: f, Role: r, Code: {} }\n"))]);
+    let loaded = labrun_lab::load(dir.path()).unwrap();
+    let step = &loaded.workshop.chapters[0].steps[0];
+    assert!(!step.runs_in_check());
+    assert!(matches!(step.op.undo, labrun_lab::catalog::Undo::Call { op: "lambda:DeleteFunction", .. }));
+}
+
 /// Billion laughs: nine levels of nine aliases would be 387 million values.
 fn alias_bomb() -> String {
     let mut text = "- id: a\n  call: ec2:DescribeVpcs\n  with:\n    a: &a [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n".to_string();
@@ -235,6 +382,23 @@ fn limits_are_not_in_the_way_of_ordinary_labs() {
         )),
     )]);
     assert_eq!(errors, 0, "{text}");
+}
+
+#[test]
+fn pages_and_wait_are_read_into_the_step() {
+    let dir = workshop(&[(
+        "1-a/_index.md",
+        &page(
+            "- id: a\n  call: ec2:DescribeInstances\n  pages: first\n- id: b\n  call: ec2:DescribeInstances\n  wait: InstanceRunning\n  until: { \"length(Reservations)\": 1 }\n- id: c\n  call: s3:ListObjectsV2\n  with: { Bucket: b }\n",
+        ),
+    )]);
+    let loaded = labrun_lab::load(dir.path()).unwrap();
+    assert!(loaded.diagnostics.is_empty(), "{}", render_plain(&loaded.diagnostics));
+    let steps = &loaded.workshop.chapters.iter().find(|c| c.number.as_deref() == Some("1")).unwrap().steps;
+    assert_eq!((steps[0].pages, steps[0].wait.as_deref()), (labrun_lab::Pages::First, None));
+    assert_eq!((steps[1].pages, steps[1].wait.as_deref()), (labrun_lab::Pages::All, Some("InstanceRunning")));
+    assert_eq!(steps[1].until.len(), 1, "`wait` and `until` go together: both must hold");
+    assert_eq!(steps[2].pages, labrun_lab::Pages::All, "paged by default");
 }
 
 #[test]

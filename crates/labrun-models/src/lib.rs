@@ -56,6 +56,9 @@ pub struct Metadata {
     pub service_id: String,
     #[serde(default)]
     pub xml_namespace: Option<String>,
+    /// JSON services that once spoke awsQuery (SQS): clients say so in `x-amzn-query-mode`.
+    #[serde(default)]
+    pub aws_query_compatible: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +80,21 @@ pub struct Operation {
     /// A prefix put before the endpoint's host name, with `{Member}` labels.
     #[serde(default)]
     pub endpoint: Option<EndpointTrait>,
+    /// Flexible checksums (S3): which member names the algorithm, whether one is required,
+    /// which member asks for the answer's checksum.
+    #[serde(default, rename = "httpChecksum")]
+    pub http_checksum: Option<HttpChecksum>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpChecksum {
+    #[serde(default)]
+    pub request_algorithm_member: Option<String>,
+    #[serde(default)]
+    pub request_checksum_required: bool,
+    #[serde(default)]
+    pub request_validation_mode_member: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,7 +169,7 @@ pub struct XmlNamespace {
     pub uri: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Shape {
     #[serde(rename = "type")]
@@ -180,6 +198,10 @@ pub struct Shape {
     pub flattened: bool,
     #[serde(default)]
     pub exception: bool,
+    /// For an exception: the code the service answers with, where it is not the shape's name
+    /// (IAM's `EntityAlreadyExistsException` answers `EntityAlreadyExists`).
+    #[serde(default)]
+    pub error: Option<ErrorTrait>,
     #[serde(default)]
     pub payload: Option<String>,
     /// A blob or string that is the whole body, streamed (S3 `GetObject`'s `Body`).
@@ -198,6 +220,18 @@ pub struct Shape {
     pub timestamp_format: Option<String>,
     #[serde(default)]
     pub xml_namespace: Option<XmlNamespace>,
+}
+
+/// An exception's wire details.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorTrait {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub http_status_code: Option<u16>,
+    #[serde(default)]
+    pub sender_fault: bool,
 }
 
 /// How to follow pages: the token(s) in and out, the page size member, the result keys.
