@@ -280,6 +280,8 @@ pub(crate) fn classify(code: String, message: String, status: Option<u16>) -> Ca
     } else if AUTH.contains(&code.as_str()) {
         ErrorKind::Environment
     } else if code.ends_with("NotFound")
+        // DynamoDB, Lambda, Logs, Secrets Manager, ...: HTTP 400 with this code.
+        || code.ends_with("NotFoundException")
         || matches!(
             code.as_str(),
             "NoSuchEntity"

@@ -34,6 +34,10 @@ async fn json_protocols_ssm_and_sqs() {
     assert_eq!(a["Attributes"]["VisibilityTimeout"], "40", "{a}");
     let m = b.call_model("sqs", "ReceiveMessage", &json!({"QueueUrl": url})).await.unwrap();
     assert_eq!(m["Messages"][0]["Body"], "hi", "{m}");
+    // HTTP 400 with `ResourceNotFoundException` still means "not there" (undo of a deleted
+    // resource counts as done).
+    let err = b.call_model("secretsmanager", "GetSecretValue", &json!({"SecretId": "nope"})).await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_str()), (ErrorKind::NotFound, "ResourceNotFoundException"), "{err:?}");
 }
 
 #[tokio::test]
