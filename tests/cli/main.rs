@@ -6,4 +6,5 @@ mod common;
 mod emulator;
 mod faults;
 mod offline;
+mod serverless;
 mod workshop;
