@@ -112,7 +112,7 @@ pub trait FromJson: Sized {
     fn from_json(v: &Value, what: &str) -> Result<Self, String>;
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -150,6 +150,24 @@ impl FromJson for i32 {
             Value::Number(n) => n.as_i64().and_then(|i| i32::try_from(i).ok()).ok_or_else(|| format!("{what} must be a whole number")),
             Value::String(s) => s.parse().map_err(|_| format!("{what} must be a whole number, found \"{s}\"")),
             other => Err(format!("{what} must be a whole number, found {}", kind(other))),
+        }
+    }
+}
+impl FromJson for i64 {
+    fn from_json(v: &Value, what: &str) -> Result<Self, String> {
+        match v {
+            Value::Number(n) => n.as_i64().ok_or_else(|| format!("{what} must be a whole number")),
+            Value::String(s) => s.parse().map_err(|_| format!("{what} must be a whole number, found \"{s}\"")),
+            other => Err(format!("{what} must be a whole number, found {}", kind(other))),
+        }
+    }
+}
+impl FromJson for f64 {
+    fn from_json(v: &Value, what: &str) -> Result<Self, String> {
+        match v {
+            Value::Number(n) => n.as_f64().ok_or_else(|| format!("{what} must be a number")),
+            Value::String(s) => s.parse().map_err(|_| format!("{what} must be a number, found \"{s}\"")),
+            other => Err(format!("{what} must be a number, found {}", kind(other))),
         }
     }
 }

@@ -201,7 +201,6 @@ pub(crate) fn sdk_error<E>(e: SdkError<E, HttpResponse>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let full = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
     match &e {
         SdkError::ServiceError(s) => {
             let status = s.raw().status().as_u16();
@@ -211,6 +210,18 @@ where
             let message = err.message().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}"));
             classify(code, message, Some(status))
         }
+        _ => transport_error(e),
+    }
+}
+
+/// An SDK error that carries no service answer: no connection, a lost or unreadable answer, a
+/// timeout, missing credentials. Shared by the typed clients and the model-driven path.
+pub(crate) fn transport_error<E>(e: SdkError<E, HttpResponse>) -> CallError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let full = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+    match &e {
         // The request may have been processed; only the answer is missing.
         SdkError::TimeoutError(_) => CallError::new(ErrorKind::Lost, "Timeout", full),
         SdkError::DispatchFailure(_) if never_connected(&e) => {
@@ -229,7 +240,7 @@ where
 }
 
 /// The connection itself failed (refused, no route, no such host): nothing was sent.
-pub(crate) fn never_connected(e: &(dyn std::error::Error + 'static)) -> bool {
+fn never_connected(e: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind as Io;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {

@@ -31,7 +31,6 @@ use aws_smithy_runtime_api::client::auth::static_resolver::StaticAuthSchemeOptio
 use aws_smithy_runtime_api::client::auth::{AuthSchemeOptionResolverParams, SharedAuthScheme, SharedAuthSchemeOptionResolver};
 use aws_smithy_runtime_api::client::identity::SharedIdentityResolver;
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, Metadata, OrchestratorError};
-use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
 use aws_smithy_runtime_api::client::runtime_plugin::StaticRuntimePlugin;
 use aws_smithy_schema::protocol::{ClientProtocolInner, ServiceVersion};
@@ -74,16 +73,15 @@ struct Schemas {
     structs: Mutex<HashMap<String, &'static S>>,
 }
 
-fn schemas(service: &str, style: Style) -> Result<Arc<Schemas>, CallError> {
+fn schemas(service: &str, svc: &Arc<Service>, style: Style) -> Arc<Schemas> {
     static CACHE: OnceLock<Mutex<HashMap<(String, Style), Arc<Schemas>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (service.to_string(), style);
     if let Some(s) = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
-        return Ok(s.clone());
+        return s.clone();
     }
-    let svc = labrun_models::load(service).map_err(|e| CallError::new(ErrorKind::Client, "UnknownService", e.to_string()))?;
-    let built = Arc::new(Schemas { ns: leak(format!("com.amazonaws.{service}")), svc, style, structs: Mutex::default() });
-    Ok(cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(key).or_insert(built).clone())
+    let built = Arc::new(Schemas { ns: leak(format!("com.amazonaws.{service}")), svc: svc.clone(), style, structs: Mutex::default() });
+    cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(key).or_insert(built).clone()
 }
 
 fn shape_type(shape: &Shape) -> ShapeType {
@@ -147,32 +145,42 @@ impl Schemas {
         Ok(s)
     }
 
-    /// An operation's input schema, with its HTTP binding for the REST protocols.
+    /// An operation's input schema, with its HTTP binding for the REST protocols; built once
+    /// per operation. It shares the input structure's member schemas and adds the operation's
+    /// own traits (method and URI, root element name and namespace).
     fn input(&self, op: &labrun_models::Operation) -> Result<&'static S, CallError> {
-        let Some(r) = &op.input else { return Ok(self.empty(&format!("{}Request", op.name), Some(op))) };
-        let base = self.structure(&r.shape)?;
-        // A copy of the structure schema carrying the operation's own traits.
-        let shape = self.shape(&r.shape)?;
-        let id = ShapeId::from_parts(leak(format!("{}#{}", self.ns, r.shape)), self.ns, leak(r.shape.clone()));
-        let members: &'static [&'static S] =
-            Box::leak(base.members().iter().map(|m| self.copy_member(m, shape)).collect::<Result<Vec<_>, _>>()?.into_boxed_slice());
-        let mut s = Schema::new_struct(id, ShapeType::Structure, members).with_http(http_trait(op, Some(shape)));
-        if let Some(name) = &r.location_name {
-            s = s.with_xml_name(leak(name.clone()));
-        } else {
-            s = s.with_original_name(leak(r.shape.clone()));
-        }
-        if let Some(ns) = r.xml_namespace.as_ref().or(shape.xml_namespace.as_ref()) {
-            s = s.with_xml_namespace(leak(ns.uri.clone()), ns.prefix.clone().map(leak));
-        }
-        Ok(Box::leak(Box::new(s)))
+        self.per_operation(format!("{}$input", op.name), || {
+            let Some(r) = &op.input else { return Ok(self.empty(&format!("{}Request", op.name), Some(op))) };
+            let members = self.structure(&r.shape)?.members();
+            let shape = self.shape(&r.shape)?;
+            let id = ShapeId::from_parts(leak(format!("{}#{}", self.ns, r.shape)), self.ns, leak(r.shape.clone()));
+            let mut s = Schema::new_struct(id, ShapeType::Structure, members).with_http(http_trait(op, Some(shape)));
+            if let Some(name) = &r.location_name {
+                s = s.with_xml_name(leak(name.clone()));
+            } else {
+                s = s.with_original_name(leak(r.shape.clone()));
+            }
+            if let Some(ns) = r.xml_namespace.as_ref().or(shape.xml_namespace.as_ref()) {
+                s = s.with_xml_namespace(leak(ns.uri.clone()), ns.prefix.clone().map(leak));
+            }
+            Ok(Box::leak(Box::new(s)))
+        })
     }
 
     fn output(&self, op: &labrun_models::Operation) -> Result<&'static S, CallError> {
         match &op.output {
             Some(r) => self.structure(&r.shape),
-            None => Ok(self.empty(&format!("{}Output", op.name), None)),
+            None => self.per_operation(format!("{}$output", op.name), || Ok(self.empty(&format!("{}Output", op.name), None))),
         }
+    }
+
+    /// Builds one of an operation's own schemas once, cached beside the structures under `key`.
+    fn per_operation(&self, key: String, build: impl FnOnce() -> Result<&'static S, CallError>) -> Result<&'static S, CallError> {
+        if let Some(s) = self.structs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
+            return Ok(s);
+        }
+        let s = build()?;
+        Ok(*self.structs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(key).or_insert(s))
     }
 
     fn empty(&self, name: &str, op: Option<&labrun_models::Operation>) -> &'static S {
@@ -182,15 +190,6 @@ impl Schemas {
             s = s.with_http(http_trait(op, None));
         }
         Box::leak(Box::new(s))
-    }
-
-    /// Rebuilds a member schema (struct schemas are shared; an input copy needs its own).
-    fn copy_member(&self, m: &S, owner: &Shape) -> Result<&'static S, CallError> {
-        let name = m.member_name().unwrap_or_default();
-        let member = owner.members.get(name).ok_or_else(|| CallError::new(ErrorKind::Client, "ModelError", format!("no member {name}")))?;
-        let owner_name = m.shape_id().shape_name();
-        let payload = owner.payload.as_deref() == Some(name);
-        Ok(Box::leak(Box::new(self.member(owner_name, name, member, m.member_index().unwrap_or(0), payload)?)))
     }
 
     fn member(&self, owner: &str, mname: &str, m: &Member, index: usize, payload: bool) -> Result<S, CallError> {
@@ -332,8 +331,13 @@ impl SerializableStruct for JsonStruct<'_> {
     }
 }
 
+/// A scalar parameter, converted as the typed bindings convert theirs.
+fn scalar<T: crate::json::FromJson>(v: &Value, path: &str) -> Result<T, SerdeError> {
+    T::from_json(v, &format!("`{path}`")).map_err(SerdeError::custom)
+}
+
 fn bad(path: &str, want: &str, v: &Value) -> SerdeError {
-    SerdeError::custom(format!("`{path}` must be {want}, found {}", type_name(v)))
+    SerdeError::custom(format!("`{path}` must be {want}, found {}", crate::json::kind(v)))
 }
 
 fn write_value(sc: &Schemas, s: &mut dyn ShapeSerializer, schema: &S, target: &str, v: &Value, path: &str) -> Result<(), SerdeError> {
@@ -375,18 +379,11 @@ fn write_value(sc: &Schemas, s: &mut dyn ShapeSerializer, schema: &S, target: &s
                 Ok(())
             })
         }
-        ShapeType::Boolean => match v {
-            Value::Bool(b) => s.write_boolean(schema, *b),
-            Value::String(t) if t == "true" || t == "false" => s.write_boolean(schema, t == "true"),
-            _ => Err(bad(path, "true or false", v)),
-        },
-        ShapeType::Integer | ShapeType::Byte | ShapeType::Short => {
-            let n = integer(v).ok_or_else(|| bad(path, "an integer", v))?;
-            s.write_integer(schema, i32::try_from(n).map_err(|_| SerdeError::custom(format!("`{path}` is out of range")))?)
-        }
-        ShapeType::Long | ShapeType::BigInteger => s.write_long(schema, integer(v).ok_or_else(|| bad(path, "an integer", v))?),
-        ShapeType::Float => s.write_float(schema, float(v).ok_or_else(|| bad(path, "a number", v))? as f32),
-        ShapeType::Double | ShapeType::BigDecimal => s.write_double(schema, float(v).ok_or_else(|| bad(path, "a number", v))?),
+        ShapeType::Boolean => s.write_boolean(schema, scalar(v, path)?),
+        ShapeType::Integer | ShapeType::Byte | ShapeType::Short => s.write_integer(schema, scalar(v, path)?),
+        ShapeType::Long | ShapeType::BigInteger => s.write_long(schema, scalar(v, path)?),
+        ShapeType::Float => s.write_float(schema, scalar::<f64>(v, path)? as f32),
+        ShapeType::Double | ShapeType::BigDecimal => s.write_double(schema, scalar(v, path)?),
         ShapeType::Timestamp => {
             let t = match v {
                 Value::Number(n) => n.as_f64().map(DateTime::from_secs_f64),
@@ -404,40 +401,8 @@ fn write_value(sc: &Schemas, s: &mut dyn ShapeSerializer, schema: &S, target: &s
             s.write_blob(schema, Blob::new(bytes))
         }
         ShapeType::Document => s.write_document(schema, &to_document(v)),
-        _ => match v {
-            Value::String(t) => s.write_string(schema, t),
-            Value::Number(n) => s.write_string(schema, &n.to_string()),
-            Value::Bool(b) => s.write_string(schema, &b.to_string()),
-            // A policy document (or any JSON) given as a mapping: sent as its JSON text.
-            other => s.write_string(schema, &other.to_string()),
-        },
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
-fn integer(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-fn float(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
+        // A policy document (or any JSON) given as a mapping is sent as its JSON text.
+        _ => s.write_string(schema, &scalar::<String>(v, path)?),
     }
 }
 
@@ -765,14 +730,13 @@ impl ModelClient {
 
     /// Calls `service:operation` with `params` (JSON keyed by the model's member names).
     pub(crate) async fn call(&self, service: &str, operation: &str, params: &Value) -> Result<Value, CallError> {
-        let req_schemas = schemas(service, Style::Plain)?;
-        let svc = req_schemas.svc.clone();
+        let svc = labrun_models::load(service).map_err(|e| CallError::new(ErrorKind::Client, "UnknownService", e.to_string()))?;
         let op = svc.operations.get(operation).ok_or_else(|| {
             CallError::new(ErrorKind::Client, "UnknownOperation", format!("the {service} model has no operation `{operation}`"))
         })?;
         let proto = Protocol::of(&svc)?;
-        let req_schemas = schemas(service, proto.request_style())?;
-        let resp_schemas = schemas(service, proto.response_style())?;
+        let req_schemas = schemas(service, &svc, proto.request_style());
+        let resp_schemas = schemas(service, &svc, proto.response_style());
 
         let mut layer = Layer::new("labrun-model-call");
         layer.store_put(Metadata::new(operation.to_string(), service.to_string()));
@@ -786,7 +750,7 @@ impl ModelClient {
                 return Err(CallError::new(
                     ErrorKind::Client,
                     "InvalidParameters",
-                    format!("parameters must be a mapping, found {}", type_name(other)),
+                    format!("parameters must be a mapping, found {}", crate::json::kind(other)),
                 ));
             }
         };
@@ -896,7 +860,8 @@ impl ModelClient {
             .build();
         match operation.invoke(Request(request)).await {
             Ok(Raw(r)) => Ok(r),
-            Err(e) => Err(dispatch_error(e)),
+            // The deserializer never fails, so every error here is a transport one.
+            Err(e) => Err(crate::transport_error(e)),
         }
     }
 }
@@ -904,17 +869,3 @@ impl ModelClient {
 /// A serialised request handed to the orchestrator as its input.
 #[derive(Debug)]
 struct Request(HttpRequest);
-
-fn dispatch_error(e: SdkError<std::io::Error, HttpResponse>) -> CallError {
-    let full = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
-    match &e {
-        SdkError::TimeoutError(_) => CallError::new(ErrorKind::Lost, "Timeout", full),
-        SdkError::DispatchFailure(_) if crate::never_connected(&e) => {
-            CallError::new(ErrorKind::Environment, "ConnectionFailed", format!("cannot reach the endpoint: {full}"))
-        }
-        SdkError::DispatchFailure(d) if d.is_user() => CallError::new(ErrorKind::Environment, "DispatchFailure", full),
-        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => CallError::new(ErrorKind::Lost, "ResponseLost", full),
-        _ if full.contains("credentials") => CallError::new(ErrorKind::Environment, "NoCredentials", full),
-        _ => CallError::new(ErrorKind::Client, "RequestFailed", full),
-    }
-}
