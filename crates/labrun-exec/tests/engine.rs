@@ -2,7 +2,9 @@
 //! timeout, the ledger and `down`, crash resume, check mode's read-only promise, restores,
 //! gaps and secret masking. No AWS, no emulator.
 
-use labrun_exec::{Backend, CallError, Engine, ErrorKind, Ledger, Mode, Pacing, Pending, Quiet, Status, TargetInfo, TargetKind};
+mod common;
+
+use labrun_exec::{Backend, CallError, Engine, ErrorKind, Ledger, Mode, Pending, Quiet, Status, TargetInfo, TargetKind};
 use labrun_lab::catalog::Operation;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -185,28 +187,13 @@ impl Fake {
 }
 
 fn chapter(yaml: &str) -> (tempfile::TempDir, labrun_lab::Workshop) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("workshop.yaml"), "workshop: t\nvars: { cidr: 10.1.0.0/16, names: [a, b, c] }\n").unwrap();
-    std::fs::create_dir_all(dir.path().join("1-x")).unwrap();
-    std::fs::write(dir.path().join("1-x/lab.yaml"), yaml).unwrap();
-    let loaded = labrun_lab::load(dir.path()).unwrap();
-    assert!(loaded.diagnostics.is_empty(), "{}", labrun_lab::diag::render_plain(&loaded.diagnostics));
-    (dir, loaded.workshop)
+    common::chapter_in("workshop: t\nvars: { cidr: 10.1.0.0/16, names: [a, b, c] }\n", yaml)
 }
 
 fn engine(fake: &Arc<Fake>, ledger_dir: &std::path::Path) -> Engine {
     let ledger = Arc::new(Ledger::open(ledger_dir, fake.target()).unwrap());
     let mut e = Engine::new(fake.clone(), Some(ledger), Arc::new(Quiet), "run-1".into());
-    e.pacing = Pacing {
-        poll_interval: Duration::from_millis(5),
-        poll_max_interval: Duration::from_millis(10),
-        default_timeout: Duration::from_millis(300),
-        retry_base: Duration::from_millis(1),
-        retry_max_delay: Duration::from_millis(5),
-        consistency_patience: Duration::from_millis(200),
-        dependency_patience: Duration::from_millis(50),
-        attempts: 5,
-    };
+    e.pacing = common::fast_pacing(5);
     e
 }
 

@@ -1,7 +1,9 @@
 //! Paged reads and `wait:` through the engine, against a scripted in-memory cloud: VPCs served
 //! in pages of one (EC2's `NextToken`), and `DescribeInstances` answers given in order.
 
-use labrun_exec::{Backend, CallError, Engine, ErrorKind, Mode, Pacing, Quiet, Status, TargetInfo, TargetKind};
+mod common;
+
+use labrun_exec::{Backend, CallError, Engine, ErrorKind, Mode, Quiet, Status, TargetInfo, TargetKind};
 use labrun_lab::catalog::Operation;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -77,27 +79,12 @@ fn instances(state: &str) -> Result<Value, CallError> {
 }
 
 fn chapter(yaml: &str) -> (tempfile::TempDir, labrun_lab::Workshop) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("workshop.yaml"), "workshop: t\n").unwrap();
-    std::fs::create_dir_all(dir.path().join("1-x")).unwrap();
-    std::fs::write(dir.path().join("1-x/lab.yaml"), yaml).unwrap();
-    let loaded = labrun_lab::load(dir.path()).unwrap();
-    assert!(loaded.diagnostics.is_empty(), "{}", labrun_lab::diag::render_plain(&loaded.diagnostics));
-    (dir, loaded.workshop)
+    common::chapter_in("workshop: t\n", yaml)
 }
 
 fn engine(cloud: &Arc<Scripted>) -> Engine {
     let mut e = Engine::new(cloud.clone(), None, Arc::new(Quiet), "run-1".into());
-    e.pacing = Pacing {
-        poll_interval: Duration::from_millis(5),
-        poll_max_interval: Duration::from_millis(10),
-        default_timeout: Duration::from_millis(300),
-        retry_base: Duration::from_millis(1),
-        retry_max_delay: Duration::from_millis(5),
-        consistency_patience: Duration::from_millis(200),
-        dependency_patience: Duration::from_millis(50),
-        attempts: 3,
-    };
+    e.pacing = common::fast_pacing(3);
     e
 }
 
