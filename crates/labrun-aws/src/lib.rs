@@ -140,7 +140,7 @@ impl AwsBackend {
             Ok(p) => p,
             Err(e) => return (Err(e), HashSet::new()),
         };
-        let result = self.dispatch(op, &mut p).await;
+        let result = self.dispatch(op, &mut p).await.and_then(|v| Self::refused_in_body(op, v));
         (result, p.taken().clone())
     }
 
@@ -164,12 +164,16 @@ impl AwsBackend {
             "sts" => ssm::call_sts(&self.sts, action, p).await?,
             other => return Err(unbound(other, action)),
         };
-        if op.name == "ec2:DeleteVpcEndpoints"
-            && let Some(e) = ec2::unsuccessful(&v)
-        {
-            return Err(e);
-        }
         Ok(v)
+    }
+
+    /// `ec2:DeleteVpcEndpoints` answers 200 with a list of the endpoints it could not delete:
+    /// that is a failure, whichever path made the call.
+    fn refused_in_body(op: &Operation, v: Value) -> Result<Value, CallError> {
+        match (op.name, ec2::unsuccessful(&v)) {
+            ("ec2:DeleteVpcEndpoints", Some(e)) => Err(e),
+            _ => Ok(v),
+        }
     }
 }
 
@@ -180,15 +184,12 @@ impl Backend for AwsBackend {
     }
 
     async fn call(&self, op: &'static Operation, params: &Value) -> Result<Value, CallError> {
-        if !op.synthetic && !Self::typed(op, params) {
-            let v = self.model.call(op.service(), op.action(), params).await?;
-            return match (op.name, ec2::unsuccessful(&v)) {
-                ("ec2:DeleteVpcEndpoints", Some(e)) => Err(e),
-                _ => Ok(v),
-            };
-        }
-        let mut p = Params::new(op.name, params)?;
-        self.dispatch(op, &mut p).await
+        let v = if !op.synthetic && !Self::typed(op, params) {
+            self.model.call(op.service(), op.action(), params).await?
+        } else {
+            self.dispatch(op, &mut Params::new(op.name, params)?).await?
+        };
+        Self::refused_in_body(op, v)
     }
 }
 
