@@ -613,15 +613,7 @@ impl Engine {
 
     /// A read that follows its model's paginator, if it has one; each page is retried on its own.
     async fn read_pages(&self, op: &'static Operation, params: &Value, phase: Phase, step: Option<&Step>) -> Result<Value, CallError> {
-        let Some(p) = labrun_lab::modelled::paginator(op) else {
-            return self.read(op, params, phase, step).await;
-        };
-        paginate::all_pages(&p, params, paginate::MAX_PAGES, |page: Value| async move { self.read(op, &page, phase, step).await })
-            .await
-            .map_err(|e| match e {
-                paginate::PageError::Call(e) => e,
-                other => CallError::new(ErrorKind::Client, "labrun.Pagination", other.to_string()),
-            })
+        paginate::read_all(op, params, |page: Value| async move { self.read(op, &page, phase, step).await }).await
     }
 
     /// A change, retried without ever repeating a create blindly. After an attempt whose

@@ -13,6 +13,8 @@
 //!   the first page had it, is `false`: the merged response is complete. Other members (S3's
 //!   `KeyCount`, say) are the first page's.
 
+use crate::backend::{CallError, ErrorKind};
+use labrun_lab::catalog::Operation;
 use labrun_models::Paginator;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -34,6 +36,31 @@ pub enum PageError<E> {
     TooManyPages(usize),
     #[error("the service model's paginator cannot be followed: {0}")]
     Paginator(String),
+}
+
+/// A paging failure as the engine reports it: a page's own error as it came, anything else
+/// (a repeated token, too many pages) as labrun's.
+impl From<PageError<CallError>> for CallError {
+    fn from(e: PageError<CallError>) -> Self {
+        match e {
+            PageError::Call(e) => e,
+            other => CallError::new(ErrorKind::Client, "labrun.Pagination", other.to_string()),
+        }
+    }
+}
+
+/// Every page of a read as one answer, following its model's paginator (one call when it has
+/// none); `call` makes (and retries) each page's request.
+pub async fn read_all<F, Fut>(op: &Operation, request: &Value, call: F) -> Result<Value, CallError>
+where
+    F: FnMut(Value) -> Fut,
+    Fut: Future<Output = Result<Value, CallError>>,
+{
+    let mut call = call;
+    match labrun_lab::modelled::paginator(op) {
+        Some(p) => Ok(all_pages(&p, request, MAX_PAGES, call).await?),
+        None => call(request.clone()).await,
+    }
 }
 
 /// A dotted member path (`DistributionList.Items`), or None for anything more (an expression).

@@ -354,24 +354,11 @@ async fn buckets(b: &dyn Backend, scope: &SweepScope, r: &mut SweepReport) {
     }
 }
 
-/// Empties the bucket (every page of ListObjectsV2), then deletes it.
+/// Empties the bucket (every page of ListObjectsV2, as its paginator gives them), then deletes it.
 async fn delete_bucket(b: &dyn Backend, name: &str) -> Result<bool, CallError> {
-    let mut keys = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut params = json!({"Bucket": name});
-        if let Some(t) = &token {
-            params["ContinuationToken"] = json!(t);
-        }
-        let page = call(b, "s3:ListObjectsV2", params).await?;
-        keys.extend(strings(&page, "/Contents", Some("Key")));
-        let next = page.get("NextContinuationToken").and_then(Value::as_str).map(str::to_string);
-        // A truncated page without a new token would loop forever: stop there.
-        if page.get("IsTruncated") != Some(&json!(true)) || next.is_none() || next == token {
-            break;
-        }
-        token = next;
-    }
+    let list = catalog::operation("s3:ListObjectsV2").expect("the catalog has s3:ListObjectsV2");
+    let listed = crate::paginate::read_all(list, &json!({"Bucket": name}), |page: Value| async move { b.call(list, &page).await }).await?;
+    let keys = strings(&listed, "/Contents", Some("Key"));
     for chunk in keys.chunks(1000) {
         let objects: Vec<Value> = chunk.iter().map(|k| json!({"Key": k})).collect();
         let out = call(b, "s3:DeleteObjects", json!({"Bucket": name, "Delete": {"Objects": objects, "Quiet": true}})).await?;
