@@ -194,7 +194,7 @@ impl Backend for AwsBackend {
 }
 
 fn unbound(service: &str, action: &str) -> CallError {
-    CallError::new(ErrorKind::Unsupported, "UnboundOperation", format!("{service}:{action} has no SDK binding in labrun-aws"))
+    CallError::new(ErrorKind::NotCallable, "UnboundOperation", format!("{service}:{action} has no SDK binding in labrun-aws"))
 }
 
 /// Maps an SDK error to the engine's kinds.

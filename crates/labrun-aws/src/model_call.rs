@@ -547,7 +547,7 @@ impl Protocol {
             return Ok(proto);
         }
         Err(CallError::new(
-            ErrorKind::Unsupported,
+            ErrorKind::NotCallable,
             "UnsupportedProtocol",
             format!("{} speaks {}, which labrun cannot call", m.service_id, m.protocols.join(", ")),
         ))

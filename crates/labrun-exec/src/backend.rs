@@ -76,8 +76,12 @@ pub enum ErrorKind {
     NotFound,
     /// The service refused the request (bad parameters, conflicts, permissions).
     Client,
-    /// The emulator or service does not implement the operation.
+    /// The emulator or service does not implement the operation (its own answer: HTTP 501, "not
+    /// enabled", "not implemented"). On an emulator target the step is a gap.
     Unsupported,
+    /// labrun cannot make the call at all (no binding, a protocol it does not speak, a test
+    /// fake without that operation): a failure on any target.
+    NotCallable,
     /// No connection, no credentials: nothing a retry of this step fixes.
     Environment,
 }

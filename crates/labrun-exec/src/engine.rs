@@ -230,6 +230,7 @@ impl Engine {
         let mut reports = Vec::new();
         let mut stop = false;
         let mut passed: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut gaps: std::collections::HashSet<String> = std::collections::HashSet::new();
         for step in &chapter.steps {
             if self.cancelled() {
                 break;
@@ -238,16 +239,27 @@ impl Engine {
                 self.observer.step_started(chapter, step);
             }
             let started = Instant::now();
-            let blocked = depends_on(step).into_iter().find(|d| ctx.steps.contains_key(d) && !passed.contains(d));
+            let uses = depends_on(step);
+            let blocked = uses.iter().find(|d| ctx.steps.contains_key(*d) && !passed.contains(*d));
+            let gapped = uses.iter().find(|d| gaps.contains(*d));
             let (status, message, mismatches, outputs) = if stop {
                 (Status::Skipped, Some("not run: an earlier step failed".to_string()), Vec::new(), None)
+            } else if let Some(d) = gapped {
+                // What a gap would have made does not exist here: the steps using it are gaps too.
+                (Status::Gap, Some(format!("it uses step `{d}`, which this target cannot run")), Vec::new(), None)
             } else if let Some(d) = blocked {
                 (Status::Skipped, Some(format!("not run: it uses step `{d}`, which did not pass")), Vec::new(), None)
             } else {
                 self.step(w, chapter, step, mode, &mut ctx).await
             };
-            if status == Status::Passed {
-                passed.insert(step.id.clone());
+            match status {
+                Status::Passed => {
+                    passed.insert(step.id.clone());
+                }
+                Status::Gap => {
+                    gaps.insert(step.id.clone());
+                }
+                _ => {}
             }
             // Later steps may refer to this one's outputs: a step that did not run binds them to none.
             let bound = outputs.unwrap_or_else(|| Value::Object(step.outputs.iter().map(|(n, _)| (n.clone(), Value::Null)).collect()));
@@ -346,6 +358,7 @@ impl Engine {
         let results: Vec<_> = futures::stream::iter(runs).buffered(FOR_EACH_CONCURRENCY).collect().await;
         let mut mismatches = Vec::new();
         let mut failure = None;
+        let mut gap = None;
         let mut outputs: Vec<Map<String, Value>> = Vec::new();
         for r in results {
             match r {
@@ -353,8 +366,11 @@ impl Engine {
                     mismatches.extend(m);
                     outputs.push(out);
                 }
-                Err(msg) => {
+                Err(StepError::Failed(msg)) => {
                     failure.get_or_insert(msg);
+                }
+                Err(StepError::Gap(msg)) => {
+                    gap.get_or_insert(msg);
                 }
             }
         }
@@ -371,6 +387,9 @@ impl Engine {
         };
         if let Some(msg) = failure {
             return (Status::Failed, Some(msg), mismatches, Some(bound));
+        }
+        if let Some(msg) = gap {
+            return (Status::Gap, Some(msg), Vec::new(), None);
         }
         if !mismatches.is_empty() {
             let n = mismatches.len();
@@ -389,7 +408,7 @@ impl Engine {
         mode: Mode,
         ctx: Context,
         tag_step: String,
-    ) -> Result<(Vec<Mismatch>, Map<String, Value>), String> {
+    ) -> Result<(Vec<Mismatch>, Map<String, Value>), StepError> {
         let mut params =
             self.renderer.render(&step.with, &ctx).map_err(|e| format!("parameters could not be rendered: {e} (in `{}`)", e.template))?;
         params = strip_nulls(params);
@@ -399,7 +418,7 @@ impl Engine {
         let tags = labrun_tags(&w.id, chapter.label(), &self.run_id, &tag_step, step.cleanup == Cleanup::None);
         let waiter = match &step.wait {
             // Validation allows a waiter only on the read it polls; polling a change would repeat it.
-            Some(_) if !op.read_only => return Err(format!("`wait` polls the call, and {} changes resources", op.name)),
+            Some(_) if !op.read_only => return Err(format!("`wait` polls the call, and {} changes resources", op.name).into()),
             Some(name) => Some(crate::waiter::for_operation(op, name)?),
             None => None,
         };
@@ -423,13 +442,13 @@ impl Engine {
         if waiter.is_none()
             && let Err(e) = &response
         {
-            return Err(describe_error(op, e));
+            return Err(self.call_error(op, e));
         }
         if mutating && op.tagging == Tagging::BucketTagging {
             // S3 takes no tags on create: tag the bucket right after, through the same policy.
             let tagging = catalog::operation("s3:PutBucketTagging").expect("catalog has s3:PutBucketTagging");
             let p = json!({"Bucket": params["Bucket"], "Tagging": {"TagSet": tags}});
-            self.mutate(step, tagging, &p, &tag_step).await.map_err(|(e, _)| describe_error(tagging, &e))?;
+            self.mutate(step, tagging, &p, &tag_step).await.map_err(|(e, _)| self.call_error(tagging, &e))?;
         }
         // `until` and `wait`: poll until the expectations hold and the waiter says success (in
         // check mode, one look is enough). A waiter's failure state ends the step at once.
@@ -443,7 +462,7 @@ impl Engine {
                 None => None,
                 Some(w) => match judge(w, &response, mode) {
                     Verdict::Success => None,
-                    Verdict::Failure(why) => return Err(format!("waiter `{}` reached a failure state: {why}", w.name)),
+                    Verdict::Failure(why) => return Err(format!("waiter `{}` reached a failure state: {why}", w.name).into()),
                     Verdict::Retry(why) => Some(why),
                 },
             };
@@ -455,7 +474,7 @@ impl Engine {
             }
             if mode == Mode::Check {
                 if let (Some(why), Some(w)) = (&waiting, &waiter) {
-                    return Err(format!("waiter `{}` is not satisfied: {why}", w.name));
+                    return Err(format!("waiter `{}` is not satisfied: {why}", w.name).into());
                 }
                 let out = self.outputs(step, body)?;
                 return Ok((mismatches, out));
@@ -467,11 +486,13 @@ impl Engine {
                 .chain(mismatches.iter().map(ToString::to_string))
                 .collect();
             if Instant::now() + interval > deadline {
-                return Err(format!("timed out after {} waiting for: {}", labrun_lab::model::format_duration(limit), what.join("; ")));
+                return Err(
+                    format!("timed out after {} waiting for: {}", labrun_lab::model::format_duration(limit), what.join("; ")).into()
+                );
             }
             self.observer.step_waiting(step, attempt, &what[0]);
             if retry::sleep(interval, &self.cancel).await.is_err() {
-                return Err("interrupted while waiting".into());
+                return Err(StepError::Failed("interrupted while waiting".into()));
             }
             // `until` backs off; a waiter polls at its model's pace.
             if waiter.is_none() {
@@ -482,7 +503,7 @@ impl Engine {
             if waiter.is_none()
                 && let Err(e) = &response
             {
-                return Err(describe_error(op, e));
+                return Err(self.call_error(op, e));
             }
         }
         let response = response.unwrap_or(Value::Null);
@@ -500,14 +521,14 @@ impl Engine {
         params: &Value,
         tag_step: &str,
         ctx: &Context,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, StepError> {
         let op = step.op;
         // A restore needs the old value before the change.
         let before = match (op.undo, &step.cleanup) {
             (Undo::Restore { capture, capture_params, .. }, Cleanup::Auto | Cleanup::Restore) => {
                 let cop = catalog::operation(capture).expect("catalog checks capture ops");
                 let cparams = assert::search(capture_params, &json!({"request": params})).map_err(|e| format!("capture: {e}"))?;
-                Some(self.read(cop, &strip_nulls(cparams), Phase::Build, Some(step)).await.map_err(|e| describe_error(op, &e))?)
+                Some(self.read(cop, &strip_nulls(cparams), Phase::Build, Some(step)).await.map_err(|e| self.call_error(op, &e))?)
             }
             _ => None,
         };
@@ -551,13 +572,23 @@ impl Engine {
                 if let (Some(l), Some(id), false) = (ledger, &intent, unsure) {
                     l.resolve(id).map_err(|e| format!("could not write the ledger: {e}"))?;
                 }
-                let mut msg = describe_error(op, &e);
-                if unsure {
+                let mut err = self.call_error(op, &e);
+                if unsure && let StepError::Failed(msg) = &mut err {
                     msg.push_str("; its answer was lost, so it may have happened: `labrun down` looks for it");
                 }
-                Err(msg)
+                Err(err)
             }
         }
+    }
+
+    /// A call's error as the step reports it. On an emulator, an operation or service the
+    /// emulator does not implement (HTTP 501, "not enabled", "not implemented") is a gap.
+    /// labrun's own limits (no binding, no protocol) stay failures, whatever the target.
+    fn call_error(&self, op: &Operation, e: &CallError) -> StepError {
+        if e.kind == ErrorKind::Unsupported && self.backend.target().is_emulator() {
+            return StepError::Gap(format!("the emulator does not implement {}: {}", op.name, e.message));
+        }
+        StepError::Failed(describe_error(op, e))
     }
 
     /// One operation call: labrun's own (synthetic) or the backend's; secrets masked.
@@ -1004,9 +1035,25 @@ fn judge(w: &Waiter, poll: &Result<Value, CallError>, mode: Mode) -> Verdict {
     }
 }
 
+/// Why one call of a step did not succeed: a failure, or something the emulator does not do.
+#[derive(Debug)]
+enum StepError {
+    Failed(String),
+    /// The emulator answered that it does not implement the service or operation: a gap, on an
+    /// emulator target only (real AWS never answers so).
+    Gap(String),
+}
+
+impl From<String> for StepError {
+    fn from(msg: String) -> Self {
+        StepError::Failed(msg)
+    }
+}
+
 fn describe_error(op: &Operation, e: &CallError) -> String {
     match e.kind {
         ErrorKind::Unsupported => format!("{} is not supported by this target: {}", op.name, e.message),
+        ErrorKind::NotCallable => format!("labrun cannot call {}: {}", op.name, e.message),
         _ => format!("{} failed: {} ({})", op.name, e.message, e.code),
     }
 }

@@ -65,7 +65,7 @@ pub async fn sweep(b: &dyn Backend, scope: &SweepScope) -> SweepReport {
 async fn call(b: &dyn Backend, name: &str, params: Value) -> Result<Value, CallError> {
     match catalog::operation(name) {
         Some(op) => b.call(op, &params).await,
-        None => Err(CallError::new(ErrorKind::Unsupported, "UnknownOperation", format!("{name} is not in the catalog"))),
+        None => Err(CallError::new(ErrorKind::NotCallable, "UnknownOperation", format!("{name} is not in the catalog"))),
     }
 }
 

@@ -39,10 +39,13 @@ struct Fake {
 
 impl Fake {
     fn new() -> Arc<Self> {
+        Self::on(TargetKind::Emulator)
+    }
+    fn on(kind: TargetKind) -> Arc<Self> {
         Arc::new(Fake {
             target: TargetInfo {
-                kind: TargetKind::Emulator,
-                endpoint: Some("http://127.0.0.1:9".into()),
+                kind,
+                endpoint: (kind == TargetKind::Emulator).then(|| "http://127.0.0.1:9".into()),
                 account: "111111111111".into(),
                 region: "ap-southeast-1".into(),
             },
@@ -181,7 +184,13 @@ impl Fake {
             "ssm:DescribeParameters" => Ok(json!({"Parameters": []})),
             "s3:ListBuckets" => Ok(json!({"Buckets": []})),
             "ec2:DescribeInstanceInformation" => Err(CallError::new(ErrorKind::Unsupported, "InternalFailure", "not implemented")),
-            other => Err(CallError::new(ErrorKind::Unsupported, "NotInFake", other.to_string())),
+            // LocalStack's answer for a service it was not started with.
+            "kinesis:CreateStream" => Err(CallError::new(
+                ErrorKind::Unsupported,
+                "InternalFailure",
+                "Service 'kinesis' is not enabled. Please check your 'SERVICES' configuration variable.",
+            )),
+            other => Err(CallError::new(ErrorKind::NotCallable, "NotInFake", other.to_string())),
         }
     }
 }
@@ -430,6 +439,54 @@ async fn steps_needing_real_aws_are_gaps_on_an_emulator_and_never_called() {
     assert_eq!(r.steps.iter().map(|s| s.status).collect::<Vec<_>>(), [Status::Gap, Status::Gap]);
     assert!(fake.calls().is_empty());
     assert!(!r.checks_pass(), "gaps are never passes");
+}
+
+const UNIMPLEMENTED_SERVICE: &str = r#"
+- id: stream
+  call: kinesis:CreateStream
+  with: { StreamName: notes, ShardCount: 1 }
+  outputs: { name: "StreamName" }
+- id: described
+  call: kinesis:DescribeStreamSummary
+  with: { StreamName: "{{ steps.stream.name }}" }
+- id: vpc
+  call: ec2:DescribeVpcs
+"#;
+
+#[tokio::test]
+async fn a_service_the_emulator_does_not_implement_is_a_gap_and_so_is_what_uses_it() {
+    let fake = Fake::new();
+    let (dir, w) = chapter(UNIMPLEMENTED_SERVICE);
+    let e = engine(&fake, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let statuses: Vec<Status> = r.steps.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [Status::Gap, Status::Gap, Status::Passed]);
+    assert_eq!(
+        r.steps[0].message.as_deref(),
+        Some(
+            "the emulator does not implement kinesis:CreateStream: Service 'kinesis' is not enabled. Please check your 'SERVICES' configuration variable."
+        )
+    );
+    assert_eq!(r.steps[1].message.as_deref(), Some("it uses step `stream`, which this target cannot run"));
+    assert!(!r.failed());
+    // Asked once (no retry of a 501), the step using it never called, and nothing to undo.
+    assert_eq!(fake.calls(), ["kinesis:CreateStream", "ec2:DescribeVpcs"]);
+    assert!(Ledger::open(dir.path(), fake.target()).unwrap().outstanding().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn on_real_aws_an_unimplemented_answer_is_a_failure() {
+    let real = Fake::on(TargetKind::Aws);
+    let (dir, w) = chapter(UNIMPLEMENTED_SERVICE);
+    let e = engine(&real, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert_eq!(r.steps[0].status, Status::Failed);
+    assert!(
+        r.steps[0].message.as_deref().unwrap_or("").starts_with("kinesis:CreateStream is not supported by this target"),
+        "{:?}",
+        r.steps[0]
+    );
+    assert!(r.failed());
 }
 
 #[tokio::test]

@@ -69,7 +69,7 @@ impl Backend for Scripted {
                 let mut script = self.instances.lock().unwrap();
                 if script.len() > 1 { script.pop_front().unwrap() } else { script.front().cloned().unwrap() }
             }
-            other => Err(CallError::new(ErrorKind::Unsupported, "NotInFake", other.to_string())),
+            other => Err(CallError::new(ErrorKind::NotCallable, "NotInFake", other.to_string())),
         }
     }
 }

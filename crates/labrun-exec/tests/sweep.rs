@@ -300,7 +300,7 @@ impl Fake {
                 st.buckets.remove(&name);
                 Ok(json!({}))
             }
-            other => Err(err(ErrorKind::Unsupported, &format!("NotInFake {other}"))),
+            other => Err(err(ErrorKind::NotCallable, &format!("NotInFake {other}"))),
         }
     }
 }

@@ -20,14 +20,28 @@ pub const LOCALSTACK_IMAGE: &str = "localstack/localstack:4.13.1";
 pub const LOCK: &str = include_str!("../localstack-4.13.1.lock.txt");
 /// The services LocalStack's community edition implements among those labrun has models of.
 /// LocalStack loads each on first use, so listing them costs nothing at start-up. The others
-/// (RDS, ELBv2, ECS, EKS, Cognito, ...) answer "not enabled" there: an emulator gap.
-/// Left out on purpose, so they answer 501 "not enabled" rather than a 500 on every call:
-/// dynamodb, kinesis and stepfunctions, whose LocalStack 4.13.1 code imports
-/// `localstack/packages/api.py`, which fails on Python 3.11 (`Lock | None` needs 3.13); dynamodb
-/// and kinesis would also download DynamoDB Local / kinesis-mock and a JRE on first use.
-/// Partial: lambda (no function ever becomes Active: no Docker, same import error), kms
-/// (symmetric `CreateKey` fails: `uuid.uuid5` with bytes needs 3.12).
-const SERVICES: &str = "ec2,ssm,sts,iam,s3,lambda,apigateway,cloudformation,logs,cloudwatch,events,sns,sqs,kms,secretsmanager,route53";
+/// (RDS, ELBv2, ECS, EKS, Cognito, ...) answer 501 "not enabled" there: an emulator gap.
+/// Partial: lambda (no function ever becomes Active: no Docker).
+const SERVICES: &str = "ec2,ssm,sts,iam,s3,lambda,apigateway,cloudformation,logs,cloudwatch,events,sns,sqs,kms,secretsmanager,route53,dynamodb,kinesis,stepfunctions";
+/// On the host, DynamoDB, Kinesis and Step Functions are served by moto through
+/// [`MOTO_PROVIDERS`]: LocalStack 4.13.1's own providers import `localstack/packages/api.py`,
+/// which fails on Python 3.11 (`Lock | None`), and would download DynamoDB Local, kinesis-mock,
+/// a JRE and JSONata on first use. A container runs LocalStack's own providers.
+/// KMS too: LocalStack's own provider loads, but fails on a symmetric key (the default) on 3.11.
+const HOST_PROVIDER_OVERRIDES: [(&str, &str); 4] = [
+    ("PROVIDER_OVERRIDE_DYNAMODB", "moto"),
+    ("PROVIDER_OVERRIDE_KINESIS", "moto"),
+    ("PROVIDER_OVERRIDE_STEPFUNCTIONS", "moto"),
+    ("PROVIDER_OVERRIDE_KMS", "moto"),
+];
+/// The plugin module registering those providers, put on the host emulator's `PYTHONPATH`
+/// together with the package metadata LocalStack's plugin discovery reads its entry points from.
+const MOTO_PROVIDERS: &str = include_str!("../localstack/labrun_localstack_moto.py");
+const MOTO_PROVIDERS_ENTRY_POINTS: &str = "[localstack.aws.provider]\n\
+     dynamodb:moto = labrun_localstack_moto:dynamodb_moto\n\
+     kinesis:moto = labrun_localstack_moto:kinesis_moto\n\
+     stepfunctions:moto = labrun_localstack_moto:stepfunctions_moto\n\
+     kms:moto = labrun_localstack_moto:kms_moto\n";
 const DEFAULT_LOCAL: &str = "http://127.0.0.1:4566";
 /// A managed emulator stops by itself after this long, so none is left behind for good.
 const MAX_LIFETIME_SECS: u64 = 4 * 3600;
@@ -435,6 +449,7 @@ fn start_host(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
     std::fs::create_dir_all(&root)?;
     let log_path = root.join("localstack.log");
     let log = std::fs::File::create(&log_path)?;
+    let plugins = write_moto_providers(&root)?;
     (opts.progress)(&format!("starting LocalStack {LOCALSTACK_VERSION} on 127.0.0.1:{port}"));
     let python = venv.join("bin/python");
     // `timeout` bounds the emulator's life; with a watched pid, a shell loop stops it when the
@@ -460,6 +475,8 @@ fn start_host(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
         .env("DNS_ADDRESS", "0")
         .env("DISABLE_EVENTS", "1")
         .env("SKIP_SSL_CERT_DOWNLOAD", "1")
+        .envs(HOST_PROVIDER_OVERRIDES)
+        .env("PYTHONPATH", &plugins)
         .env_remove("AWS_ENDPOINT_URL")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -496,6 +513,19 @@ fn start_host(opts: &Options<'_>) -> Result<Emulator, HarnessError> {
         container: None,
         root: Some(root),
     })
+}
+
+/// Writes the moto-backed providers as an installed distribution (module, METADATA and
+/// entry_points.txt) in `root/plugins`, and returns that folder for `PYTHONPATH`. The venv is
+/// left as pip installed it.
+fn write_moto_providers(root: &Path) -> std::io::Result<PathBuf> {
+    let dir = root.join("plugins");
+    let dist = dir.join("labrun_localstack_moto-1.0.dist-info");
+    std::fs::create_dir_all(&dist)?;
+    std::fs::write(dir.join("labrun_localstack_moto.py"), MOTO_PROVIDERS)?;
+    std::fs::write(dist.join("METADATA"), "Metadata-Version: 2.1\nName: labrun-localstack-moto\nVersion: 1.0\n")?;
+    std::fs::write(dist.join("entry_points.txt"), MOTO_PROVIDERS_ENTRY_POINTS)?;
+    Ok(dir)
 }
 
 fn wait_healthy(endpoint: &str, limit: Duration, alive: impl FnMut() -> bool) -> Result<(), String> {
