@@ -11,7 +11,7 @@ async fn run_check_and_down_of_a_chapter() {
     let labs = labs_copy();
     let acct = account();
     let b = direct(&acct).await;
-    let before = inventory::take(b.as_ref()).await.unwrap();
+    let before = inventory::take(b.as_ref(), &[]).await.unwrap();
 
     let r = on_emulator(labs.path(), &acct, &["check", "labs/3.2.1"]);
     assert_eq!(r.code, 1, "nothing is built yet: {}", r.all());
@@ -36,7 +36,7 @@ async fn run_check_and_down_of_a_chapter() {
     assert_eq!(r.code, 0, "{}", r.all());
     let r = on_emulator(labs.path(), &acct, &["check", "labs/3.2.1"]);
     assert_eq!(r.code, 1, "{}", r.all());
-    let after = inventory::take(b.as_ref()).await.unwrap();
+    let after = inventory::take(b.as_ref(), &[]).await.unwrap();
     assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new());
 }
 
@@ -65,7 +65,7 @@ async fn a_killed_run_followed_by_down_leaves_nothing_behind() {
     let labs = labs_copy();
     let acct = account();
     let b = direct(&acct).await;
-    let before = inventory::take(b.as_ref()).await.unwrap();
+    let before = inventory::take(b.as_ref(), &[]).await.unwrap();
     let mut child = labrun()
         .current_dir(labs.path())
         .args(["run", "labs/3.2", "--plain", "--endpoint", &endpoint(), "--emulator-account", &acct])
@@ -90,12 +90,12 @@ async fn a_killed_run_followed_by_down_leaves_nothing_behind() {
     }
     child.kill().unwrap();
     let _ = child.wait();
-    let midway = inventory::take(b.as_ref()).await.unwrap();
+    let midway = inventory::take(b.as_ref(), &[]).await.unwrap();
     assert!(!inventory::leaked(&before, &midway).is_empty(), "the run was killed after creating something");
 
     let r = on_emulator(labs.path(), &acct, &["down", "labs/"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    let after = inventory::take(b.as_ref()).await.unwrap();
+    let after = inventory::take(b.as_ref(), &[]).await.unwrap();
     assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new());
 }
 
@@ -150,6 +150,45 @@ fn labrun_test_names_a_leaked_resource() {
     assert!(r.stdout.contains("leaked: ") && r.stdout.contains("vpc vpc-"), "{}", r.stdout);
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     assert!(junit.contains("<failure message=") && junit.contains("vpc vpc-"), "{junit}");
+}
+
+#[test]
+fn labrun_test_names_a_leaked_resource_of_a_modelled_service() {
+    // Inventories beyond EC2, IAM, S3 and SSM come from the models: a DynamoDB table here.
+    let table = "- id: table\n  call: dynamodb:CreateTable\n  with: { TableName: leaky-notes, BillingMode: PAY_PER_REQUEST, \
+                 AttributeDefinitions: [ { AttributeName: id, AttributeType: S } ], KeySchema: [ { AttributeName: id, KeyType: HASH } ] }\n  \
+                 cleanup: none\n- id: seen\n  call: dynamodb:DescribeTable\n  with: { TableName: leaky-notes }\n  \
+                 expect: { Table.TableStatus: ACTIVE }\n";
+    let dir = fixture(&[("1-table", table)]);
+    let r = test_cmd(dir.path(), "1");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("leaked: dynamodb Table leaky-notes"), "{}", r.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labrun_test_undoes_the_prerequisites_built_before_one_failed() {
+    // 1 builds a VPC; 2 fails (a CIDR EC2 refuses); 3 needs 2. Testing 3 fails on prerequisite
+    // 2, and the VPC 1 made in that test's account is removed, not left there.
+    let dir = fixture(&[
+        ("1-vpc", &format!("- id: make\n{CREATE}{FIND_ONE}")),
+        ("2-bad", "requires: [\"1\"]\nsteps:\n  - id: wide\n    call: ec2:CreateVpc\n    with: { CidrBlock: 10.0.0.0/8 }\n"),
+        ("3-uses", "requires: [\"2\"]\nsteps:\n  - id: any\n    call: ec2:DescribeVpcs\n"),
+    ]);
+    let mut c = labrun();
+    c.current_dir(dir.path()).args(["test", "./3-uses", "--jobs", "1", "--endpoint", &endpoint(), "--report", "json", "t.json"]);
+    let r = run(&mut c);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("t.json")).unwrap()).unwrap();
+    let three = report["chapters"].as_array().unwrap().iter().find(|c| c["chapter"] == "3").expect("chapter 3 tested").clone();
+    let failures: Vec<&str> = three["failures"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
+    assert_eq!(failures.len(), 1, "only the prerequisite's failure, nothing left behind: {failures:?}");
+    assert!(failures[0].starts_with("prerequisite 2 failed (wide: ec2:CreateVpc failed"), "{failures:?}");
+    let account = three["account"].as_str().unwrap().to_string();
+    let vpcs = inventory::take(direct(&account).await.as_ref(), &[]).await.unwrap()["vpc"].clone();
+    let tagged = direct(&account).await;
+    let op = labrun_lab::catalog::operation("ec2:DescribeVpcs").unwrap();
+    let twins = tagged.call(op, &json!({"Filters": [{"Name": "tag:Name", "Values": ["Twin"]}]})).await.unwrap();
+    assert_eq!(twins["Vpcs"], json!([]), "the prerequisite's VPC is gone (VPCs left: {vpcs:?})");
 }
 
 #[test]
@@ -336,13 +375,13 @@ async fn down_of_a_chapter_also_removes_the_prerequisites_its_run_built() {
     let labs = labs_copy();
     let acct = account();
     let b = direct(&acct).await;
-    let before = inventory::take(b.as_ref()).await.unwrap();
+    let before = inventory::take(b.as_ref(), &[]).await.unwrap();
     let r = on_emulator(labs.path(), &acct, &["run", "labs/2.1.3"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("2.1.1 Create VPC · building prerequisite"), "{}", r.stdout);
     let r = on_emulator(labs.path(), &acct, &["down", "labs/2.1.3"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    let after = inventory::take(b.as_ref()).await.unwrap();
+    let after = inventory::take(b.as_ref(), &[]).await.unwrap();
     assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new(), "{}", r.stdout);
 }
 
@@ -353,7 +392,7 @@ async fn two_processes_and_two_spellings_of_one_emulator_share_one_ledger() {
     let labs = labs_copy();
     let acct = account();
     let b = direct(&acct).await;
-    let before = inventory::take(b.as_ref()).await.unwrap();
+    let before = inventory::take(b.as_ref(), &[]).await.unwrap();
     let ep = endpoint();
     let localhost = ep.replace("127.0.0.1", "localhost");
     let spawn = |chapter: &str, endpoint: &str| {
@@ -374,7 +413,7 @@ async fn two_processes_and_two_spellings_of_one_emulator_share_one_ledger() {
     assert_eq!(ledgers.len(), 1, "one ledger for one emulator: {ledgers:?}");
     let r = on_emulator(labs.path(), &acct, &["down", "labs/"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    let after = inventory::take(b.as_ref()).await.unwrap();
+    let after = inventory::take(b.as_ref(), &[]).await.unwrap();
     assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new(), "{}", r.stdout);
 }
 

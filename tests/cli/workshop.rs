@@ -185,12 +185,12 @@ async fn down_after_the_whole_workshop_leaves_the_account_as_found() {
     let labs = labs_copy();
     let acct = account();
     let b = direct(&acct).await;
-    let before = inventory::take(b.as_ref()).await.unwrap();
+    let before = inventory::take(b.as_ref(), &[]).await.unwrap();
     for chapter in ["labs/3.1", "labs/4", "labs/5"] {
         let r = on_emulator(labs.path(), &acct, &["run", chapter]);
         assert_eq!(r.code, 0, "{chapter}: {}", r.all());
     }
-    let built = inventory::take(b.as_ref()).await.unwrap();
+    let built = inventory::take(b.as_ref(), &[]).await.unwrap();
     let made = inventory::leaked(&before, &built);
     for kind in [
         "vpc ",
@@ -205,7 +205,7 @@ async fn down_after_the_whole_workshop_leaves_the_account_as_found() {
     }
     let r = on_emulator(labs.path(), &acct, &["down", "labs/"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    let after = inventory::take(b.as_ref()).await.unwrap();
+    let after = inventory::take(b.as_ref(), &[]).await.unwrap();
     assert_eq!(inventory::leaked(&before, &after), Vec::<String>::new());
 }
 

@@ -724,8 +724,13 @@ impl Engine {
             Value::Array(a) => a,
             _ => Vec::new(),
         };
+        // Tags as EC2 gives them (`Tags: [{Key, Value}]`) or as a map (`tags: {key: value}`).
         let has_tag = |item: &Value, key: &str, value: &str| {
-            item["Tags"].as_array().is_some_and(|t| t.iter().any(|t| t["Key"] == key && t["Value"] == value))
+            ["Tags", "tags", "TagList"].iter().any(|field| match &item[*field] {
+                Value::Array(t) => t.iter().any(|t| (t["Key"] == key || t["key"] == key) && (t["Value"] == value || t["value"] == value)),
+                Value::Object(m) => m.get(key).is_some_and(|v| v == value),
+                _ => false,
+            })
         };
         let ours: Vec<Value> = items
             .into_iter()
@@ -905,6 +910,18 @@ impl Engine {
                 Ok(None) => return (shown, UndoOutcome::AlreadyGone),
                 Err(e) => return (shown, UndoOutcome::Failed(format!("looking for what {} made: {e}", intent.call))),
             },
+            // An undo that needs the answer cannot be rendered without it or a lookup.
+            None if matches!(op.undo, Undo::Call { params, .. } if params.contains("response")) && intent.cleanup.is_none() => {
+                return (
+                    shown,
+                    UndoOutcome::Failed(format!(
+                        "the answer to {} was lost, and labrun has no way to find what it made (it would need the answer to undo it): \
+                         look for it by hand ({})",
+                        intent.call,
+                        describe_resource(&intent.request)
+                    )),
+                );
+            }
             // Changes found by their undo alone: undoing something that never happened is
             // answered "already undone".
             None => json!({}),

@@ -16,6 +16,8 @@ use std::time::Duration;
 struct Fake {
     target: TargetInfo,
     vpcs: Mutex<BTreeMap<String, (Value, bool)>>,
+    /// API Gateway REST APIs, an operation taken from its model (tags as a map).
+    apis: Mutex<Vec<Value>>,
     calls: Mutex<Vec<(String, Value)>>,
     next: AtomicU32,
     /// Throttle this many calls before answering.
@@ -50,6 +52,7 @@ impl Fake {
                 region: "ap-southeast-1".into(),
             },
             vpcs: Mutex::new(BTreeMap::new()),
+            apis: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
             next: AtomicU32::new(1),
             throttle: AtomicU32::new(0),
@@ -184,6 +187,19 @@ impl Fake {
             "ssm:DescribeParameters" => Ok(json!({"Parameters": []})),
             "s3:ListBuckets" => Ok(json!({"Buckets": []})),
             "ec2:DescribeInstanceInformation" => Err(CallError::new(ErrorKind::Unsupported, "InternalFailure", "not implemented")),
+            "apigateway:CreateRestApi" => {
+                let api = json!({"id": format!("api{}", self.next.fetch_add(1, Ordering::SeqCst)), "name": p["name"], "tags": p["tags"]});
+                self.apis.lock().unwrap().push(api.clone());
+                Ok(api)
+            }
+            "apigateway:GetRestApis" => Ok(json!({"items": *self.apis.lock().unwrap()})),
+            "apigateway:DeleteRestApi" => {
+                let mut apis = self.apis.lock().unwrap();
+                let n = apis.len();
+                apis.retain(|a| a["id"] != p["restApiId"]);
+                if apis.len() == n { Err(CallError::new(ErrorKind::NotFound, "NotFoundException", "no such API")) } else { Ok(json!({})) }
+            }
+            "sns:CreateTopic" => Ok(json!({"TopicArn": "arn:aws:sns:ap-southeast-1:111111111111:alerts"})),
             // LocalStack's answer for a service it was not started with.
             "kinesis:CreateStream" => Err(CallError::new(
                 ErrorKind::Unsupported,
@@ -528,6 +544,44 @@ async fn a_lost_answer_to_a_create_is_looked_up_not_repeated() {
     let d = e.down("t", None).await;
     assert_eq!((d.undone, d.errors.len()), (1, 0), "{d:?}");
     assert_eq!(vpc_count(&fake), 0);
+}
+
+/// The same for an operation taken from a model: `CreateRestApi`'s undo needs the id from its
+/// answer, so its lookup (derived from `GetRestApis`, whose items carry tags) finds the API by
+/// this run's and step's tags. Another API of the same name that is not labrun's is left alone.
+#[tokio::test]
+async fn a_lost_answer_to_a_modelled_create_is_looked_up_by_its_tags() {
+    let fake = Fake::new();
+    fake.apis.lock().unwrap().push(json!({"id": "someone-elses", "name": "notes", "tags": {"team": "x"}}));
+    fake.lose_after.store(1, Ordering::SeqCst);
+    let (dir, w) = chapter("- id: api\n  call: apigateway:CreateRestApi\n  with: { name: notes }\n  outputs: { id: id }\n");
+    let e = engine(&fake, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert!(!r.failed(), "{r:#?}");
+    assert_eq!(fake.calls(), ["apigateway:CreateRestApi", "apigateway:GetRestApis"], "found, not made twice");
+    let ours = fake.apis.lock().unwrap()[1]["id"].clone();
+    assert_eq!(r.steps[0].status, Status::Passed);
+    let d = e.down("t", None).await;
+    assert_eq!((d.undone, d.errors.len()), (1, 0), "{d:?}");
+    assert_eq!(fake.params_of("apigateway:DeleteRestApi"), [json!({"restApiId": ours})]);
+    assert_eq!(fake.apis.lock().unwrap().len(), 1, "the other API stays");
+}
+
+/// A lost create with no way to find what it made (SNS lists topics without tags) is named
+/// for the author to look at, not guessed at by `down`.
+#[tokio::test]
+async fn down_says_so_when_a_lost_create_cannot_be_found() {
+    let fake = Fake::new();
+    fake.lose_after.store(u32::MAX, Ordering::SeqCst);
+    let (dir, w) = chapter("- id: topic\n  call: sns:CreateTopic\n  with: { Name: alerts }\n");
+    let mut e = engine(&fake, dir.path());
+    e.pacing.attempts = 1;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert_eq!(r.steps[0].status, Status::Failed, "{r:#?}");
+    let d = e.down("t", None).await;
+    assert_eq!(d.errors.len(), 1, "{d:?}");
+    assert!(d.errors[0].contains("the answer to sns:CreateTopic was lost, and labrun has no way to find what it made"), "{d:?}");
+    assert!(d.errors[0].contains("Name=alerts"), "{d:?}");
 }
 
 /// A reset before the request took effect: the lookup finds nothing, so trying again is safe.

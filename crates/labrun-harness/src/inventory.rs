@@ -1,9 +1,11 @@
 //! A describe-all inventory of an account: what exists, by kind. Two inventories taken around
 //! a chapter test must be equal, or the chapter leaked something.
 
-use labrun_exec::Backend;
 use labrun_exec::assert::search;
+use labrun_exec::{Backend, ErrorKind};
 use labrun_lab::catalog;
+use labrun_lab::derive::{self, Listing};
+use labrun_lab::model::Workshop;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,8 +31,30 @@ const LISTINGS: &[(&str, &str, &str, &str)] = &[
     ("ssm-parameter", "ssm:DescribeParameters", "{}", "Parameters[?!starts_with(Name, '/aws/')].Name"),
 ];
 
-/// Takes the inventory of the backend's account and region.
-pub async fn take(b: &dyn Backend) -> Result<Inventory, String> {
+/// The listings, taken from the service models, of what the workshop's changes make beyond the
+/// kinds above: a workshop using DynamoDB, Lambda or API Gateway has its tables, functions and
+/// APIs counted too.
+pub fn listings_for(w: &Workshop) -> Vec<Listing> {
+    let fixed: BTreeSet<&str> = LISTINGS.iter().map(|(_, op, _, _)| *op).collect();
+    let mut out: Vec<Listing> = Vec::new();
+    for step in w.chapters.iter().flat_map(|c| &c.steps) {
+        if step.op.read_only || step.op.synthetic {
+            continue;
+        }
+        if let Some(l) = derive::listing(step.op.name)
+            && !fixed.contains(l.op)
+            && !out.contains(&l)
+        {
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// Takes the inventory of the backend's account and region: the fixed kinds, and `extra`
+/// (from [`listings_for`]). A listing the emulator does not implement counts nothing: the
+/// chapter's own steps report that service as a gap.
+pub async fn take(b: &dyn Backend, extra: &[Listing]) -> Result<Inventory, String> {
     let mut inv = Inventory::new();
     for (kind, op, params, ids) in LISTINGS {
         let op = catalog::operation(op).expect("inventory uses catalog operations");
@@ -39,6 +63,25 @@ pub async fn take(b: &dyn Backend) -> Result<Inventory, String> {
         let found = search(ids, &resp)?;
         let set: BTreeSet<String> = found.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
         inv.insert(kind, set);
+    }
+    for l in extra {
+        let op = catalog::operation(l.op).ok_or_else(|| format!("inventory: unknown operation {}", l.op))?;
+        let resp = match labrun_exec::paginate::read_all(op, &json!({}), |page: Value| async move { b.call(op, &page).await }).await {
+            Ok(r) => r,
+            Err(e) if e.kind == ErrorKind::Unsupported => continue,
+            Err(e) => return Err(format!("inventory {}: {e}", op.name)),
+        };
+        let set: BTreeSet<String> = resp[l.list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| match l.id {
+                None => item.as_str(),
+                Some(id) => item[id].as_str(),
+            })
+            .map(str::to_string)
+            .collect();
+        inv.insert(l.kind, set);
     }
     Ok(inv)
 }
@@ -82,6 +125,27 @@ pub fn leaked(before: &Inventory, after: &Inventory) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kinds(dir: &str) -> Vec<(&'static str, &'static str)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir);
+        let loaded = labrun_lab::load(&root).expect("loads");
+        listings_for(&loaded.workshop).into_iter().map(|l| (l.kind, l.op)).collect()
+    }
+
+    #[test]
+    fn the_inventory_covers_what_a_workshop_creates_beyond_the_fixed_kinds() {
+        assert_eq!(
+            kinds("examples/serverless-notes"),
+            [
+                ("dynamodb Table", "dynamodb:ListTables"),
+                ("lambda Function", "lambda:ListFunctions"),
+                ("apigateway RestApi", "apigateway:GetRestApis"),
+            ]
+        );
+        // The seed workshop's kinds are all fixed ones; its other changes (attachments,
+        // routes, attributes) are parts of those.
+        assert_eq!(kinds("labs"), []);
+    }
 
     #[test]
     fn leaks_are_named() {

@@ -6,6 +6,7 @@
 use crate::inventory;
 use labrun_aws::{AwsBackend, Connect};
 use labrun_exec::{Engine, Ledger, Mode, Observer, Status};
+use labrun_lab::derive::Listing;
 use labrun_lab::model::Workshop;
 use serde::Serialize;
 use std::sync::Arc;
@@ -105,7 +106,8 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
     engine.pacing = opts.pacing.clone();
 
     // After everything, the account must be as it was before the prerequisites.
-    let pristine = match inventory::take(backend.as_ref()).await {
+    let listings = inventory::listings_for(w);
+    let pristine = match inventory::take(backend.as_ref(), &listings).await {
         Ok(i) => i,
         Err(e) => {
             t.failures.push(e);
@@ -127,10 +129,17 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
                 .map(|s| format!("{}: {}", s.id, s.message.clone().unwrap_or_default()))
                 .unwrap_or_default();
             t.failures.push(format!("prerequisite {} failed ({why})", r.number));
+            // Undo what the prerequisites built before this one failed, this one's part included.
+            let built: Vec<String> = prereqs.iter().map(|&p| w.chapters[p].label().to_string()).collect();
+            let cleanup = engine.down(&w.id, Some(&built)).await;
+            for e in &cleanup.errors {
+                t.failures.push(format!("cleaning up prerequisites: {e}"));
+            }
+            left_behind(&mut t, backend.as_ref(), &pristine, &listings).await;
             return finish(t, started);
         }
     }
-    let before = match inventory::take(backend.as_ref()).await {
+    let before = match inventory::take(backend.as_ref(), &listings).await {
         Ok(i) => i,
         Err(e) => {
             t.failures.push(e);
@@ -164,7 +173,8 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
         Err(e) => t.failures.push(e),
     }
     if chapter.teardown {
-        return finish_teardown(t, started, &engine, w, chapter, &prereqs, &pristine, backend.as_ref(), has_checks, run_failed).await;
+        return finish_teardown(t, started, &engine, w, chapter, &prereqs, &pristine, &listings, backend.as_ref(), has_checks, run_failed)
+            .await;
     }
     if !run_failed {
         let after = engine.chapter(w, chapter, Mode::Check, false, true).await;
@@ -188,7 +198,7 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
             t.failures.push("its checks still pass after `down`: cleanup did not undo the chapter".into());
         }
     }
-    match inventory::take(backend.as_ref()).await {
+    match inventory::take(backend.as_ref(), &listings).await {
         Ok(after) => {
             t.leaked = inventory::leaked(&before, &after);
             if !t.leaked.is_empty() {
@@ -203,14 +213,14 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
     for e in &cleanup.errors {
         t.failures.push(format!("cleaning up prerequisites: {e}"));
     }
-    left_behind(&mut t, backend.as_ref(), &pristine).await;
+    left_behind(&mut t, backend.as_ref(), &pristine, &listings).await;
     t.passed = t.failures.is_empty();
     finish(t, started)
 }
 
 /// After every `down`, the account holds what it held before the test: nothing else.
-async fn left_behind(t: &mut ChapterTest, backend: &dyn labrun_exec::Backend, pristine: &inventory::Inventory) {
-    match inventory::take(backend).await {
+async fn left_behind(t: &mut ChapterTest, backend: &dyn labrun_exec::Backend, pristine: &inventory::Inventory, listings: &[Listing]) {
+    match inventory::take(backend, listings).await {
         Ok(end) => {
             let left = inventory::leaked(pristine, &end);
             if !left.is_empty() {
@@ -232,6 +242,7 @@ async fn finish_teardown(
     chapter: &labrun_lab::Chapter,
     prereqs: &[usize],
     pristine: &inventory::Inventory,
+    listings: &[Listing],
     backend: &dyn labrun_exec::Backend,
     has_checks: bool,
     run_failed: bool,
@@ -242,7 +253,7 @@ async fn finish_teardown(
             t.failures.push("checks fail after the teardown ran".into());
         }
     }
-    match inventory::take(backend).await {
+    match inventory::take(backend, listings).await {
         Ok(after) => {
             t.leaked = inventory::leaked(pristine, &after);
             if !t.leaked.is_empty() {
@@ -257,7 +268,7 @@ async fn finish_teardown(
         t.failures.push(format!("cleaning up prerequisites: {e}"));
     }
     if t.failures.is_empty() {
-        left_behind(&mut t, backend, pristine).await;
+        left_behind(&mut t, backend, pristine, listings).await;
     }
     t.passed = t.failures.is_empty();
     finish(t, started)

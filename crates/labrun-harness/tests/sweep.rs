@@ -54,7 +54,7 @@ fn the_sweep_deletes_what_is_tagged_in_scope_and_leaves_the_rest() {
 async fn run(endpoint: &str, account: &str) {
     let backend = AwsBackend::connect(Connect::emulator(endpoint, REGION, Some(account))).await.unwrap();
     let b: &dyn Backend = &backend;
-    let before = inventory::take(b).await.unwrap();
+    let before = inventory::take(b, &[]).await.unwrap();
 
     // In scope: chapter 2, or chapter 3 as run `run-b` built it for chapter 2.
     let ch2 = tags("2", "run-a", false);
@@ -122,7 +122,7 @@ async fn run(endpoint: &str, account: &str) {
     assert!(!names(&vpcs, "Vpcs", "VpcId").contains(&vpc_id));
 
     // What was out of scope is all that is left, and the untagged bucket still holds its object.
-    let after = inventory::take(b).await.unwrap();
+    let after = inventory::take(b, &[]).await.unwrap();
     let mut left = inventory::leaked(&before, &after);
     left.sort();
     let mut want = vec![

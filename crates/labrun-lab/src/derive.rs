@@ -32,7 +32,7 @@
 //! Everything built is leaked (`Box::leak`) and kept for the process: a process builds the
 //! operations its workshop uses, once each, and only the services those name are parsed.
 
-use crate::catalog::{OPERATIONS, Operation, Param, Tagging, Ty, Undo};
+use crate::catalog::{Lookup, OPERATIONS, Operation, Param, Tagging, Ty, Undo};
 use labrun_models::{Member, Service, Shape};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -504,7 +504,11 @@ fn derive(st: &mut State, service: &str, action: &str) -> Option<Operation> {
         real_aws_only: false,
         synthetic: false,
         client_token,
-        lookup: None,
+        lookup: match undo {
+            // An undo that needs the create's answer: after a lost answer, find it by listing.
+            Undo::Call { params, .. } if params.contains("response") => derive_lookup(st, &svc, service, action),
+            _ => None,
+        },
         already: Box::leak(already.into_boxed_slice()),
         bound: None,
         nothing_to_undo,
@@ -663,6 +667,143 @@ pub fn infer_undo(svc: &Service, service: &str, action: &str) -> Option<(String,
     let params = if pairs.is_empty() { "`{}`".to_string() } else { format!("{{{}}}", pairs.join(", ")) };
     jmespath::compile(&params).ok()?;
     Some((format!("{service}:{inverse}"), params))
+}
+
+/// How to list what a create makes, from its service model: a read of the same service that
+/// needs no input and answers a list (`ListTables` → `TableNames`, `GetRestApis` → `items`).
+/// `labrun test` lists these to find what a chapter leaked; a lost create's lookup is built on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing {
+    /// `dynamodb:ListTables`
+    pub op: &'static str,
+    /// The output member holding the list.
+    pub list: &'static str,
+    /// The item member identifying each resource; `None` when the items are the identifiers.
+    pub id: Option<&'static str>,
+    /// The item member holding its tags (a Key/Value list or a map), when items carry them.
+    pub tags: Option<&'static str>,
+    /// What a report calls one item: `dynamodb Table`.
+    pub kind: &'static str,
+}
+
+/// Listings chosen by hand where the first match is newer than what emulators answer:
+/// `logs:ListLogGroups` (2025) beside the long-standing `DescribeLogGroups`.
+const LISTING_TABLE: &[(&str, &str)] = &[("logs:CreateLogGroup", "DescribeLogGroups")];
+
+/// The verbs of creates whose result a listing can show.
+const LISTED_VERBS: &[&str] = &["Create", "Put", "Register", "Run", "Allocate", "Import", "Publish"];
+
+/// The listing for what the change `service:Action` makes, if its model has one.
+pub fn listing(name: &str) -> Option<Listing> {
+    let (service, action) = name.split_once(':')?;
+    let svc = labrun_models::load(service).ok()?;
+    let mut st = state();
+    find_listing(&mut st, &svc, service, action)
+}
+
+fn find_listing(st: &mut State, svc: &Service, service: &str, action: &str) -> Option<Listing> {
+    let bare = unprefixed(action);
+    let verb = verb_of(bare, LISTED_VERBS)?;
+    let noun = noun(bare, verb);
+    if noun.is_empty() {
+        return None;
+    }
+    let mut plurals = vec![format!("{noun}s"), format!("{noun}es")];
+    if let Some(stem) = noun.strip_suffix('y') {
+        plurals.push(format!("{stem}ies"));
+    }
+    let curated = LISTING_TABLE.iter().find(|(c, _)| c.split_once(':') == Some((service, action))).map(|(_, r)| r.to_string());
+    let read = curated
+        .into_iter()
+        .chain(["List", "Describe", "Get"].iter().flat_map(|verb| plurals.iter().map(move |p| format!("{verb}{p}"))))
+        .find(|r| svc.operations.contains_key(r) && svc.input(r).is_none_or(|i| i.required.is_empty()))?;
+    // A listing that takes an identifier the create also takes (`UserName` for access keys) is
+    // scoped by it: unfiltered, it would not show what the create made.
+    let identifier = |m: &str| ["name", "id", "arn", "identifier"].iter().any(|s| m.to_ascii_lowercase().ends_with(s));
+    if let (Some(read_in), Some(create_in)) = (svc.input(&read), svc.input(action))
+        && read_in.members.keys().any(|m| identifier(m) && create_in.members.contains_key(m))
+    {
+        return None;
+    }
+    let out = svc.output(&read)?;
+    let lists: Vec<(&String, &Shape)> =
+        out.members.iter().filter_map(|(n, m)| Some((n, svc.shape(&m.shape).filter(|s| s.kind == "list")?))).collect();
+    let wanted = noun.to_ascii_lowercase();
+    let (list, shape) = match lists.as_slice() {
+        [one] => *one,
+        _ => *lists.iter().find(|(n, _)| n.to_ascii_lowercase().contains(&wanted))?,
+    };
+    let item = svc.shape(&shape.member.as_ref()?.shape)?;
+    let (id, tags) = match item.kind.as_str() {
+        "string" => (None, None),
+        "structure" => {
+            let string = |n: &str| item.members.get(n).and_then(|m| svc.shape(&m.shape)).is_some_and(|s| s.kind == "string");
+            let ranked = [format!("{wanted}id"), format!("{wanted}name"), format!("{wanted}arn"), "id".into(), "name".into(), "arn".into()];
+            let id = ranked.iter().find_map(|r| item.members.keys().find(|k| k.to_ascii_lowercase() == *r && string(k)))?;
+            let tags = item.members.iter().find(|(n, m)| {
+                matches!(n.as_str(), "Tags" | "tags" | "TagList")
+                    && svc.shape(&m.shape).is_some_and(|s| matches!(s.kind.as_str(), "list" | "map"))
+            });
+            (Some(st.intern(id)), tags.map(|(n, _)| st.intern(n)))
+        }
+        _ => return None,
+    };
+    Some(Listing {
+        op: st.intern(&format!("{service}:{read}")),
+        list: st.intern(list),
+        id,
+        tags,
+        kind: st.intern(&format!("{service} {noun}")),
+    })
+}
+
+/// A lookup for a create whose undo needs its answer: the listing's items that carry this run's
+/// and step's tags (a name alone could adopt a resource that is not labrun's), matched on the
+/// identifying members the request gave, shaped as the create's answer. None when the items
+/// carry no tags or the answer cannot be rebuilt from an item.
+fn derive_lookup(st: &mut State, svc: &Service, service: &str, action: &str) -> Option<&'static Lookup> {
+    let listing = find_listing(st, svc, service, action)?;
+    listing.tags?;
+    let model_op = svc.operations.get(action)?;
+    let list = svc.output(listing.op.split_once(':')?.1)?.members.get(listing.list)?;
+    let item_name = svc.shape(&list.shape)?.member.as_ref()?.shape.clone();
+    let item = svc.shape(&item_name)?;
+    let request = svc.input(action);
+    let matching: Vec<(&'static str, &'static str)> = request
+        .map(|r| {
+            r.required
+                .iter()
+                .filter(|n| item.members.contains_key(*n) && svc.shape(&r.members[*n].shape).is_some_and(|s| s.kind == "string"))
+                .map(|n| {
+                    let n = st.intern(n);
+                    (n, n)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let output_name = &model_op.output.as_ref()?.shape;
+    let output = svc.shape(output_name)?;
+    let response = if *output_name == item_name {
+        "[0]".to_string()
+    } else if let Some((m, _)) = output.members.iter().find(|(_, m)| m.shape == item_name) {
+        format!("{{{}: [0]}}", key(m))
+    } else {
+        let shared: Vec<String> =
+            output.members.keys().filter(|n| item.members.contains_key(*n)).map(|n| format!("{}: {}", key(n), key(n))).collect();
+        if shared.is_empty() {
+            return None;
+        }
+        format!("[0].{{{}}}", shared.join(", "))
+    };
+    jmespath::compile(&response).ok()?;
+    Some(Box::leak(Box::new(Lookup {
+        op: listing.op,
+        params: "`{}`",
+        items: st.intern(&key(listing.list)),
+        matching: Box::leak(matching.into_boxed_slice()),
+        tagged: true,
+        response: st.intern(&response),
+    })))
 }
 
 /// A JMESPath identifier, quoted when it is not a plain one.
@@ -1054,6 +1195,37 @@ mod tests {
 
     /// Every table entry names operations of the model, compiles, and gives every required
     /// member of its inverse.
+    #[test]
+    fn listings_of_what_creates_make_come_from_the_models() {
+        let l = listing("dynamodb:CreateTable").unwrap();
+        assert_eq!((l.op, l.list, l.id, l.tags, l.kind), ("dynamodb:ListTables", "TableNames", None, None, "dynamodb Table"));
+        let l = listing("lambda:CreateFunction").unwrap();
+        assert_eq!((l.op, l.list, l.id), ("lambda:ListFunctions", "Functions", Some("FunctionName")));
+        let l = listing("apigateway:CreateRestApi").unwrap();
+        assert_eq!((l.op, l.list, l.id, l.tags), ("apigateway:GetRestApis", "items", Some("id"), Some("tags")));
+        assert_eq!(listing("sns:CreateTopic").map(|l| (l.op, l.id)), Some(("sns:ListTopics", Some("TopicArn"))));
+        assert_eq!(listing("logs:CreateLogGroup").map(|l| (l.op, l.id)), Some(("logs:DescribeLogGroups", Some("logGroupName"))));
+        assert_eq!(listing("sqs:CreateQueue").map(|l| (l.op, l.list, l.id)), Some(("sqs:ListQueues", "QueueUrls", None)));
+        assert_eq!(listing("kinesis:CreateStream").map(|l| (l.op, l.list)), Some(("kinesis:ListStreams", "StreamNames")));
+        // A child resource's listing needs its parent, or is scoped by it: none.
+        assert_eq!(listing("apigateway:CreateResource"), None);
+        assert_eq!(listing("iam:CreateAccessKey"), None);
+        assert_eq!(listing("dynamodb:DescribeTable"), None);
+    }
+
+    #[test]
+    fn a_create_whose_undo_needs_its_answer_gets_a_tag_checked_lookup_where_items_carry_tags() {
+        let api = op("apigateway:CreateRestApi").lookup.expect("CreateRestApi has a lookup");
+        assert_eq!((api.op, api.params, api.items, api.tagged, api.response), ("apigateway:GetRestApis", "`{}`", "items", true, "[0]"));
+        assert_eq!(api.matching, &[("name", "name")]);
+        let nat = op("ec2:CreateNatGateway").lookup.expect("CreateNatGateway has a lookup");
+        assert_eq!((nat.op, nat.response), ("ec2:DescribeNatGateways", "{NatGateway: [0]}"));
+        // Items without tags could be anyone's: no lookup, so a lost answer is reported, not guessed.
+        assert!(op("sns:CreateTopic").lookup.is_none());
+        // An undo from the request alone needs no lookup.
+        assert!(op("dynamodb:CreateTable").lookup.is_none());
+    }
+
     #[test]
     fn the_undo_table_is_sound() {
         for (name, entry) in UNDO_TABLE {
