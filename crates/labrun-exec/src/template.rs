@@ -6,6 +6,7 @@
 //! recursion limit, and a cap on the size of what it produces. A render that crosses one fails
 //! with a message saying so, which becomes the step's failure.
 
+use base64::Engine as _;
 use labrun_lab::limits::{TEMPLATE_FUEL, TEMPLATE_MAX_OUTPUT, TEMPLATE_RECURSION};
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
@@ -45,6 +46,16 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_recursion_limit(TEMPLATE_RECURSION);
+        // Blob members take base64, as the AWS CLI does: `{{ '{"n": 1}' | b64encode }}`.
+        env.add_filter("b64encode", |s: String| base64::engine::general_purpose::STANDARD.encode(s));
+        env.add_filter("b64decode", |s: String| -> Result<String, minijinja::Error> {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("b64decode: not base64 ({e})")))?;
+            String::from_utf8(bytes).map_err(|_| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "b64decode: the decoded bytes are not UTF-8 text")
+            })
+        });
         Renderer { env }
     }
 
@@ -157,6 +168,15 @@ mod tests {
         c.steps.insert("find".into(), json!({"ids": ["subnet-1", "subnet-2"], "vpc": "vpc-1"}));
         c.steps.insert("lab-vpc".into(), json!({"vpc_id": "vpc-9"}));
         c
+    }
+
+    #[test]
+    fn base64_filters_encode_blobs_and_refuse_what_is_not_base64() {
+        let r = Renderer::new();
+        assert_eq!(r.render(&json!("{{ '{\"n\": 1}' | b64encode }}"), &ctx()).unwrap(), json!("eyJuIjogMX0="));
+        assert_eq!(r.render(&json!("{{ 'eyJuIjogMX0=' | b64decode }}"), &ctx()).unwrap(), json!("{\"n\": 1}"));
+        let e = r.render(&json!("{{ 'not base64!' | b64decode }}"), &ctx()).unwrap_err();
+        assert!(e.message.contains("b64decode: not base64"), "{}", e.message);
     }
 
     #[test]

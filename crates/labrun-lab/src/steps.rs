@@ -410,7 +410,20 @@ fn check_value(ty: &Ty, node: &Node, what: &str, sink: &mut Sink<'_>) {
     let ok = match (ty, &node.kind) {
         (Ty::Str, Kind::Str(_)) | (Ty::Bool, Kind::Bool(_)) | (Ty::Int, Kind::Int(_)) => true,
         (Ty::Doc, Kind::Str(_) | Kind::Map(_)) => true,
-        (Ty::Float, Kind::Int(_) | Kind::Float(_)) | (Ty::Blob, Kind::Str(_)) | (Ty::Any, _) => true,
+        (Ty::Blob, Kind::Str(s)) => {
+            use base64::Engine as _;
+            if base64::engine::general_purpose::STANDARD.decode(s.trim()).is_err() {
+                sink.error(
+                    "labrun::not-base64",
+                    node.span,
+                    format!("{what} is a blob, given base64-encoded as the AWS CLI takes it"),
+                    "not base64",
+                )
+                .help = Some("encode it in a template: `\"{{ '...' | b64encode }}\"`".into());
+            }
+            true
+        }
+        (Ty::Float, Kind::Int(_) | Kind::Float(_)) | (Ty::Any, _) => true,
         (Ty::Timestamp, Kind::Str(_) | Kind::Int(_) | Kind::Float(_)) => true,
         (Ty::Map(key, value), Kind::Map(entries)) => {
             for (k, v) in entries {

@@ -295,6 +295,16 @@ invalid!(
     "labrun knows no way to undo it"
 );
 
+invalid!(
+    blob_not_base64,
+    vec![(
+        "1-a/_index.md",
+        page("- id: a\n  call: lambda:Invoke\n  with: { FunctionName: notes, Payload: \"{\\\"note\\\": 1}\" }\n  cleanup: none\n")
+    )],
+    1,
+    "`Payload` is a blob, given base64-encoded as the AWS CLI takes it"
+);
+
 #[test]
 fn modelled_operations_validate_and_carry_their_undo() {
     let (text, errors) = diagnose(&[(
