@@ -242,13 +242,13 @@ impl Engine {
             let uses = depends_on(step);
             let blocked = uses.iter().find(|d| ctx.steps.contains_key(*d) && !passed.contains(*d));
             let gapped = uses.iter().find(|d| gaps.contains(*d));
-            let (status, message, mismatches, outputs) = if stop {
-                (Status::Skipped, Some("not run: an earlier step failed".to_string()), Vec::new(), None)
+            let StepOutcome { status, message, mismatches, outputs } = if stop {
+                StepOutcome::skipped("not run: an earlier step failed")
             } else if let Some(d) = gapped {
                 // What a gap would have made does not exist here: the steps using it are gaps too.
-                (Status::Gap, Some(format!("it uses step `{d}`, which this target cannot run")), Vec::new(), None)
+                StepOutcome::gap(format!("it uses step `{d}`, which this target cannot run"))
             } else if let Some(d) = blocked {
-                (Status::Skipped, Some(format!("not run: it uses step `{d}`, which did not pass")), Vec::new(), None)
+                StepOutcome::skipped(format!("not run: it uses step `{d}`, which did not pass"))
             } else {
                 self.step(w, chapter, step, mode, &mut ctx).await
             };
@@ -302,16 +302,16 @@ impl Engine {
         step: &Step,
         mode: Mode,
         ctx: &mut Context,
-    ) -> (Status, Option<String>, Vec<Mismatch>, Option<Value>) {
+    ) -> StepOutcome {
         if mode == Mode::Check && !step.runs_in_check() {
             let why = if step.op.read_only { "check: false" } else { "changes resources" };
-            return (Status::Skipped, Some(format!("not run in check mode ({why})")), Vec::new(), None);
+            return StepOutcome::skipped(format!("not run in check mode ({why})"));
         }
         if let Some(cond) = &step.when {
             match self.renderer.truthy(cond, ctx) {
                 Ok(true) => {}
-                Ok(false) => return (Status::Skipped, Some(format!("condition is false: {cond}")), Vec::new(), None),
-                Err(e) => return (Status::Failed, Some(format!("`when` could not be evaluated: {e}")), Vec::new(), None),
+                Ok(false) => return StepOutcome::skipped(format!("condition is false: {cond}")),
+                Err(e) => return StepOutcome::failed(format!("`when` could not be evaluated: {e}")),
             }
         }
         if step.needs_real_aws() && self.backend.target().is_emulator() {
@@ -320,30 +320,18 @@ impl Engine {
             } else {
                 "the step is marked `requires: [real-aws]`".to_string()
             };
-            return (Status::Gap, Some(format!("needs a real AWS account: {why}")), Vec::new(), None);
+            return StepOutcome::gap(format!("needs a real AWS account: {why}"));
         }
         let items: Vec<Option<Value>> = match &step.for_each {
             None => vec![None],
             Some(list) => match self.renderer.render(list, ctx) {
                 Ok(Value::Array(items)) if items.len() > FOR_EACH_MAX_ITEMS => {
                     let n = items.len();
-                    return (
-                        Status::Failed,
-                        Some(format!("`for_each` gave {n} items; a step may loop over at most {FOR_EACH_MAX_ITEMS}")),
-                        Vec::new(),
-                        None,
-                    );
+                    return StepOutcome::failed(format!("`for_each` gave {n} items; a step may loop over at most {FOR_EACH_MAX_ITEMS}"));
                 }
                 Ok(Value::Array(items)) => items.into_iter().map(Some).collect(),
-                Ok(other) => {
-                    return (
-                        Status::Failed,
-                        Some(format!("`for_each` must give a list, gave {}", assert::short(&other))),
-                        Vec::new(),
-                        None,
-                    );
-                }
-                Err(e) => return (Status::Failed, Some(format!("`for_each`: {e}")), Vec::new(), None),
+                Ok(other) => return StepOutcome::failed(format!("`for_each` must give a list, gave {}", assert::short(&other))),
+                Err(e) => return StepOutcome::failed(format!("`for_each`: {e}")),
             },
         };
         // Items are independent, so a few run at once; results keep the items' order.
@@ -357,45 +345,52 @@ impl Engine {
         });
         let results: Vec<_> = futures::stream::iter(runs).buffered(FOR_EACH_CONCURRENCY).collect().await;
         let mut mismatches = Vec::new();
-        let mut failure = None;
-        let mut gap = None;
-        let mut outputs: Vec<Map<String, Value>> = Vec::new();
-        for r in results {
+        // Every item's failure is kept, named by its position in a loop.
+        let mut failures = Vec::new();
+        let mut gaps = Vec::new();
+        let mut outputs: Vec<Option<Map<String, Value>>> = Vec::new();
+        for (n, r) in results.into_iter().enumerate() {
+            let which = |msg: String| if looped { format!("item {n}: {msg}") } else { msg };
             match r {
                 Ok((m, out)) => {
                     mismatches.extend(m);
-                    outputs.push(out);
+                    outputs.push(Some(out));
                 }
                 Err(StepError::Failed(msg)) => {
-                    failure.get_or_insert(msg);
+                    failures.push(which(msg));
+                    outputs.push(None);
                 }
                 Err(StepError::Gap(msg)) => {
-                    gap.get_or_insert(msg);
+                    gaps.push(which(msg));
+                    outputs.push(None);
                 }
             }
         }
-        let bound = if step.for_each.is_some() {
-            // Each output becomes the list of its per-item values.
+        let bound = if looped {
+            // Each output becomes the list of its per-item values (null for an item that failed).
             Value::Object(
                 step.outputs
                     .iter()
-                    .map(|(n, _)| (n.clone(), Value::Array(outputs.iter().map(|o| o.get(n).cloned().unwrap_or(Value::Null)).collect())))
+                    .map(|(name, _)| {
+                        let values = outputs.iter().map(|o| o.as_ref().and_then(|o| o.get(name)).cloned().unwrap_or(Value::Null));
+                        (name.clone(), Value::Array(values.collect()))
+                    })
                     .collect(),
             )
         } else {
-            Value::Object(outputs.pop().unwrap_or_default())
+            Value::Object(outputs.pop().flatten().unwrap_or_default())
         };
-        if let Some(msg) = failure {
-            return (Status::Failed, Some(msg), mismatches, Some(bound));
+        if !failures.is_empty() {
+            return StepOutcome { status: Status::Failed, message: Some(failures.join("; ")), mismatches, outputs: Some(bound) };
         }
-        if let Some(msg) = gap {
-            return (Status::Gap, Some(msg), Vec::new(), None);
+        if !gaps.is_empty() {
+            return StepOutcome::gap(gaps.join("; "));
         }
         if !mismatches.is_empty() {
             let n = mismatches.len();
-            return (Status::Failed, Some(format!("{n} expectation(s) not met")), mismatches, Some(bound));
+            return StepOutcome { status: Status::Failed, message: Some(format!("{n} expectation(s) not met")), mismatches, outputs: Some(bound) };
         }
-        (Status::Passed, None, Vec::new(), Some(bound))
+        StepOutcome { status: Status::Passed, message: None, mismatches: Vec::new(), outputs: Some(bound) }
     }
 
     /// One call of a step (one `for_each` item): render, call (with retry), record, poll, assert.
@@ -1049,6 +1044,31 @@ fn judge(w: &Waiter, poll: &Result<Value, CallError>, mode: Mode) -> Verdict {
             Verdict::Retry(format!("{} (not visible yet)", e.code))
         }
         _ => w.judge(poll.as_ref()),
+    }
+}
+
+/// What one step came to: its status, why (when it did not pass), the expectations it missed,
+/// and the outputs it bound (`None` when it did not run).
+#[derive(Debug)]
+struct StepOutcome {
+    status: Status,
+    message: Option<String>,
+    mismatches: Vec<Mismatch>,
+    outputs: Option<Value>,
+}
+
+impl StepOutcome {
+    fn not_run(status: Status, why: impl Into<String>) -> Self {
+        StepOutcome { status, message: Some(why.into()), mismatches: Vec::new(), outputs: None }
+    }
+    fn skipped(why: impl Into<String>) -> Self {
+        Self::not_run(Status::Skipped, why)
+    }
+    fn gap(why: impl Into<String>) -> Self {
+        Self::not_run(Status::Gap, why)
+    }
+    fn failed(why: impl Into<String>) -> Self {
+        Self::not_run(Status::Failed, why)
     }
 }
 

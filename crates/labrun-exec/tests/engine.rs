@@ -445,6 +445,19 @@ async fn for_each_runs_every_item_and_collects_outputs() {
 }
 
 #[tokio::test]
+async fn for_each_keeps_every_items_failure() {
+    let fake = Fake::new();
+    let (dir, w) = chapter(
+        "- id: subnets\n  call: ec2:CreateSubnet\n  for_each: \"{{ vars.names }}\"\n  with: { VpcId: vpc-1, CidrBlock: 10.9.0.0/24 }\n  cleanup: none\n",
+    );
+    let e = engine(&fake, dir.path());
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    assert_eq!(r.steps[0].status, Status::Failed);
+    let why = "ec2:CreateSubnet failed: CIDR outside the VPC (InvalidParameterValue)";
+    assert_eq!(r.steps[0].message.as_deref(), Some(format!("item 0: {why}; item 1: {why}; item 2: {why}").as_str()));
+}
+
+#[tokio::test]
 async fn steps_needing_real_aws_are_gaps_on_an_emulator_and_never_called() {
     let fake = Fake::new();
     let (dir, w) = chapter(
