@@ -12,7 +12,7 @@
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, Tag, TagSpecification};
 use labrun_aws::{AwsBackend, Connect};
-use labrun_exec::{Backend, Engine, Ledger, Mode, Quiet};
+use labrun_exec::{Backend, Engine, Ledger, Mode, Quiet, Reporting, Role};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -180,7 +180,7 @@ async fn main() {
             let ledger = Arc::new(Ledger::open(&dir.path().join(format!("bench-{n}-{run}")), backend.target()).unwrap());
             let engine = Engine::new(backend.clone(), Some(ledger), Arc::new(Quiet), format!("r{n}x{run}"));
             let t = Instant::now();
-            let r = engine.chapter(w, &w.chapters[0], Mode::Run, false, true).await;
+            let r = engine.chapter(w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Silent).await;
             ours.push(t.elapsed());
             assert!(!r.failed(), "{r:#?}");
             if !modelled {

@@ -59,6 +59,27 @@ pub struct StepReport {
     pub is_check: bool,
 }
 
+/// Why a chapter runs: the user addressed it, or a chapter they addressed needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Addressed,
+    Prerequisite,
+}
+
+impl Role {
+    pub fn of(prerequisite: bool) -> Self {
+        if prerequisite { Role::Prerequisite } else { Role::Addressed }
+    }
+}
+
+/// Whether a chapter's progress goes to the observer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reporting {
+    Observed,
+    /// Nothing reaches the observer: the quiet check before a run, `labrun test`'s phases.
+    Silent,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ChapterReport {
     pub number: String,
@@ -169,7 +190,7 @@ impl Engine {
                 continue;
             }
             if is_prereq || !force {
-                let check = self.chapter(w, chapter, Mode::Check, is_prereq, true).await;
+                let check = self.chapter(w, chapter, Mode::Check, Role::of(is_prereq), Reporting::Silent).await;
                 if check.checks_pass() && !chapter.steps.iter().all(|s| s.runs_in_check()) {
                     let done =
                         ChapterReport { skipped: Some("already in place: its checks pass".into()), prerequisite: is_prereq, ..check };
@@ -178,7 +199,7 @@ impl Engine {
                     continue;
                 }
             }
-            let r = self.chapter(w, chapter, Mode::Run, is_prereq, false).await;
+            let r = self.chapter(w, chapter, Mode::Run, Role::of(is_prereq), Reporting::Observed).await;
             let failed = r.failed();
             report.chapters.push(r);
             if failed || self.cancelled() {
@@ -200,7 +221,7 @@ impl Engine {
             if w.chapters[i].steps.is_empty() {
                 continue;
             }
-            report.chapters.push(self.chapter(w, &w.chapters[i], Mode::Check, false, false).await);
+            report.chapters.push(self.chapter(w, &w.chapters[i], Mode::Check, Role::Addressed, Reporting::Observed).await);
         }
         report
     }
@@ -220,9 +241,11 @@ impl Engine {
         Context { vars, steps: Map::new(), lab: lab.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), item: None }
     }
 
-    /// Runs one chapter's steps in `mode`. `silent` runs report nothing to the observer (the
+    /// Runs one chapter's steps in `mode`. A silent run reports nothing to the observer (the
     /// quiet check that decides whether a chapter is already in place).
-    pub async fn chapter(&self, w: &Workshop, chapter: &Chapter, mode: Mode, prerequisite: bool, silent: bool) -> ChapterReport {
+    pub async fn chapter(&self, w: &Workshop, chapter: &Chapter, mode: Mode, role: Role, reporting: Reporting) -> ChapterReport {
+        let prerequisite = role == Role::Prerequisite;
+        let silent = reporting == Reporting::Silent;
         if !silent {
             self.observer.chapter_started(chapter, mode, prerequisite);
         }
@@ -295,14 +318,7 @@ impl Engine {
         }
     }
 
-    async fn step(
-        &self,
-        w: &Workshop,
-        chapter: &Chapter,
-        step: &Step,
-        mode: Mode,
-        ctx: &mut Context,
-    ) -> StepOutcome {
+    async fn step(&self, w: &Workshop, chapter: &Chapter, step: &Step, mode: Mode, ctx: &mut Context) -> StepOutcome {
         if mode == Mode::Check && !step.runs_in_check() {
             let why = if step.op.read_only { "check: false" } else { "changes resources" };
             return StepOutcome::skipped(format!("not run in check mode ({why})"));
@@ -388,7 +404,12 @@ impl Engine {
         }
         if !mismatches.is_empty() {
             let n = mismatches.len();
-            return StepOutcome { status: Status::Failed, message: Some(format!("{n} expectation(s) not met")), mismatches, outputs: Some(bound) };
+            return StepOutcome {
+                status: Status::Failed,
+                message: Some(format!("{n} expectation(s) not met")),
+                mismatches,
+                outputs: Some(bound),
+            };
         }
         StepOutcome { status: Status::Passed, message: None, mismatches: Vec::new(), outputs: Some(bound) }
     }

@@ -15,6 +15,8 @@ pub mod template;
 pub mod waiter;
 
 pub use backend::{Backend, CallError, ErrorKind, TargetInfo, TargetKind};
-pub use engine::{ChapterReport, DownReport, Engine, Mode, Observer, Pacing, Quiet, RunReport, Status, StepReport, UndoOutcome};
+pub use engine::{
+    ChapterReport, DownReport, Engine, Mode, Observer, Pacing, Quiet, Reporting, Role, RunReport, Status, StepReport, UndoOutcome,
+};
 pub use ledger::{Entry, Intent, Ledger, Pending};
 pub use retry::Phase;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use labrun_exec::{Backend, CallError, Engine, ErrorKind, Ledger, Mode, Pending, Quiet, Status, TargetInfo, TargetKind};
+use labrun_exec::{Backend, CallError, Engine, ErrorKind, Ledger, Mode, Pending, Quiet, Reporting, Role, Status, TargetInfo, TargetKind};
 use labrun_lab::catalog::Operation;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -239,7 +239,7 @@ async fn steps_run_in_order_with_rendered_parameters_tags_and_outputs() {
     let fake = Fake::new();
     let (dir, w) = chapter(CREATE_AND_FIND);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed(), "{r:#?}");
     assert_eq!(fake.calls(), ["ec2:CreateVpc", "ec2:DescribeVpcs"]);
     let create = &fake.params_of("ec2:CreateVpc")[0];
@@ -256,7 +256,7 @@ async fn a_failed_expectation_says_what_was_expected_and_found_with_the_hint() {
             .replace("\"{{ vars.cidr }}\" }\n  hint", "\"10.9.0.0/16\" }\n  hint"),
     );
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     let find = &r.steps[1];
     assert_eq!(find.status, Status::Failed);
     assert_eq!(find.mismatches.len(), 1);
@@ -271,14 +271,14 @@ async fn transient_errors_are_retried_and_client_errors_are_not() {
     fake.throttle.store(2, Ordering::SeqCst);
     let (dir, w) = chapter(CREATE_AND_FIND);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed(), "{r:#?}");
     assert_eq!(fake.calls().iter().filter(|c| *c == "ec2:CreateVpc").count(), 3, "two throttled attempts, then success");
 
     let fake = Fake::new();
     let (dir, w) = chapter("- id: s\n  call: ec2:CreateSubnet\n  with: { VpcId: vpc-1, CidrBlock: 10.9.0.0/24 }\n");
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps[0].status, Status::Failed);
     assert!(r.steps[0].message.as_deref().unwrap().contains("CIDR outside the VPC (InvalidParameterValue)"));
     assert_eq!(fake.calls().len(), 1, "a refusal is not retried");
@@ -290,7 +290,7 @@ async fn until_polls_until_true_and_times_out_otherwise() {
     fake.pending_polls.store(3, Ordering::SeqCst);
     let (dir, w) = chapter(CREATE_AND_FIND);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed(), "{r:#?}");
     assert_eq!(fake.calls().iter().filter(|c| *c == "ec2:DescribeVpcs").count(), 4);
 
@@ -298,7 +298,7 @@ async fn until_polls_until_true_and_times_out_otherwise() {
     fake.pending_polls.store(u32::MAX, Ordering::SeqCst);
     let (dir, w) = chapter(&CREATE_AND_FIND.replace("until:", "timeout: 100ms\n  until:"));
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     let msg = r.steps[1].message.clone().unwrap_or_default();
     assert_eq!(r.steps[1].status, Status::Failed);
     assert!(msg.starts_with("timed out after 100ms waiting for: Vpcs[0].State: expected \"available\", found \"pending\""), "{msg}");
@@ -309,7 +309,7 @@ async fn check_mode_never_calls_a_mutating_operation() {
     let fake = Fake::new();
     let (dir, w) = chapter(CREATE_AND_FIND);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Check, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Check, Role::Addressed, Reporting::Observed).await;
     assert_eq!(fake.calls(), ["ec2:DescribeVpcs"]);
     assert_eq!(r.steps[0].status, Status::Skipped);
     // Nothing exists yet: the check runs once (no polling in check mode) and says what is missing.
@@ -332,7 +332,7 @@ async fn a_step_using_outputs_of_a_step_that_did_not_pass_is_skipped_with_the_re
 "#,
     );
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Check, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Check, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps[1].status, Status::Skipped);
     assert_eq!(r.steps[1].message.as_deref(), Some("not run: it uses step `find`, which did not pass"));
     assert_eq!(fake.calls(), ["ec2:DescribeVpcs"]);
@@ -343,9 +343,9 @@ async fn down_replays_the_ledger_newest_first_and_is_idempotent() {
     let fake = Fake::new();
     let (dir, w) = chapter(CREATE_AND_FIND);
     let e = engine(&fake, dir.path());
-    assert!(!e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await.failed());
+    assert!(!e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await.failed());
     // A second run makes a second VPC (the test's lab has no idempotence guard).
-    e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     let deleted_before = fake.vpcs.lock().unwrap().len();
     assert_eq!(deleted_before, 2);
     let d = e.down("t", None).await;
@@ -363,7 +363,7 @@ async fn a_resource_already_gone_counts_as_undone() {
     let fake = Fake::new();
     let (dir, w) = chapter(CREATE_AND_FIND);
     let e = engine(&fake, dir.path());
-    e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     fake.vpcs.lock().unwrap().clear(); // deleted by hand in the console
     let d = e.down("t", None).await;
     assert_eq!((d.undone, d.errors.len()), (1, 0), "{d:?}");
@@ -376,7 +376,7 @@ async fn a_crashed_run_and_an_interrupted_down_both_resume_from_the_ledger() {
     {
         // The process dies after the run: only the ledger file survives.
         let e = engine(&fake, dir.path());
-        e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+        e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     }
     assert_eq!(fake.vpcs.lock().unwrap().len(), 2);
     // The first `down` is refused once for the newest entry and stops short of finishing it.
@@ -404,7 +404,7 @@ async fn cancelling_stops_at_a_safe_point_with_everything_recorded() {
     assert!(r.interrupted);
     assert!(fake.calls().is_empty());
     e.cancel = tokio_util::sync::CancellationToken::new();
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed());
     let ledger = Ledger::open(dir.path(), fake.target()).unwrap();
     assert_eq!(ledger.outstanding().unwrap().len(), 2, "each change is in the ledger before the next step");
@@ -418,7 +418,7 @@ async fn restore_puts_the_previous_value_back() {
     );
     fake.vpcs.lock().unwrap().insert("vpc-9".into(), (json!({"VpcId": "vpc-9"}), false));
     let e = engine(&fake, dir.path());
-    assert!(!e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await.failed());
+    assert!(!e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await.failed());
     assert!(fake.vpcs.lock().unwrap()["vpc-9"].1);
     let d = e.down("t", None).await;
     assert_eq!(d.undone, 1, "{d:?}");
@@ -433,7 +433,7 @@ async fn for_each_runs_every_item_and_collects_outputs() {
         "- id: many\n  call: ec2:CreateVpc\n  for_each: \"{{ vars.names }}\"\n  with: { CidrBlock: 10.1.0.0/16, TagSpecifications: [ { ResourceType: vpc, Tags: [ { Key: Name, Value: \"{{ item }}\" } ] } ] }\n  outputs: { id: Vpc.VpcId }\n- id: count\n  call: ec2:DescribeVpcs\n  when: \"steps.many.id | length == 3\"\n  expect: { \"length(Vpcs)\": 3 }\n- id: never\n  call: ec2:DescribeVpcs\n  when: \"steps.many.id | length == 4\"\n",
     );
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps.iter().map(|s| s.status).collect::<Vec<_>>(), [Status::Passed, Status::Passed, Status::Skipped], "{r:#?}");
     let mut names: Vec<String> = fake
         .params_of("ec2:CreateVpc")
@@ -451,7 +451,7 @@ async fn for_each_keeps_every_items_failure() {
         "- id: subnets\n  call: ec2:CreateSubnet\n  for_each: \"{{ vars.names }}\"\n  with: { VpcId: vpc-1, CidrBlock: 10.9.0.0/24 }\n  cleanup: none\n",
     );
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps[0].status, Status::Failed);
     let why = "ec2:CreateSubnet failed: CIDR outside the VPC (InvalidParameterValue)";
     assert_eq!(r.steps[0].message.as_deref(), Some(format!("item 0: {why}; item 1: {why}; item 2: {why}").as_str()));
@@ -464,7 +464,7 @@ async fn steps_needing_real_aws_are_gaps_on_an_emulator_and_never_called() {
         "- id: online\n  call: ssm:DescribeInstanceInformation\n- id: declared\n  call: ec2:DescribeVpcs\n  requires: [ real-aws ]\n",
     );
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Check, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Check, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps.iter().map(|s| s.status).collect::<Vec<_>>(), [Status::Gap, Status::Gap]);
     assert!(fake.calls().is_empty());
     assert!(!r.checks_pass(), "gaps are never passes");
@@ -487,7 +487,7 @@ async fn a_service_the_emulator_does_not_implement_is_a_gap_and_so_is_what_uses_
     let fake = Fake::new();
     let (dir, w) = chapter(UNIMPLEMENTED_SERVICE);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     let statuses: Vec<Status> = r.steps.iter().map(|s| s.status).collect();
     assert_eq!(statuses, [Status::Gap, Status::Gap, Status::Passed]);
     assert_eq!(
@@ -508,7 +508,7 @@ async fn on_real_aws_an_unimplemented_answer_is_a_failure() {
     let real = Fake::on(TargetKind::Aws);
     let (dir, w) = chapter(UNIMPLEMENTED_SERVICE);
     let e = engine(&real, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps[0].status, Status::Failed);
     assert!(
         r.steps[0].message.as_deref().unwrap_or("").starts_with("kinesis:CreateStream is not supported by this target"),
@@ -525,7 +525,7 @@ async fn secrets_are_masked_before_outputs_reports_and_the_ledger() {
         "- id: key\n  call: iam:CreateAccessKey\n  with: { UserName: u }\n  outputs: { secret: AccessKey.SecretAccessKey, id: AccessKey.AccessKeyId }\n- id: show\n  call: ec2:DescribeVpcs\n  expect: { \"length(Vpcs)\": 99 }\n",
     );
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     let ledger = Ledger::open(dir.path(), fake.target()).unwrap();
     let everything = format!("{}{}", serde_json::to_string(&r).unwrap(), std::fs::read_to_string(ledger.path()).unwrap());
     assert!(!everything.contains("SECRET"), "{everything}");
@@ -546,7 +546,7 @@ async fn a_lost_answer_to_a_create_is_looked_up_not_repeated() {
     fake.lose_after.store(1, Ordering::SeqCst);
     let (dir, w) = chapter(CREATE_AND_FIND);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed(), "{r:#?}");
     assert_eq!(vpc_count(&fake), 1, "no duplicate");
     assert_eq!(fake.calls()[..2], ["ec2:CreateVpc", "ec2:DescribeVpcs"], "the lookup comes before any second create");
@@ -569,7 +569,7 @@ async fn a_lost_answer_to_a_modelled_create_is_looked_up_by_its_tags() {
     fake.lose_after.store(1, Ordering::SeqCst);
     let (dir, w) = chapter("- id: api\n  call: apigateway:CreateRestApi\n  with: { name: notes }\n  outputs: { id: id }\n");
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed(), "{r:#?}");
     assert_eq!(fake.calls(), ["apigateway:CreateRestApi", "apigateway:GetRestApis"], "found, not made twice");
     let ours = fake.apis.lock().unwrap()[1]["id"].clone();
@@ -589,7 +589,7 @@ async fn down_says_so_when_a_lost_create_cannot_be_found() {
     let (dir, w) = chapter("- id: topic\n  call: sns:CreateTopic\n  with: { Name: alerts }\n");
     let mut e = engine(&fake, dir.path());
     e.pacing.attempts = 1;
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps[0].status, Status::Failed, "{r:#?}");
     let d = e.down("t", None).await;
     assert_eq!(d.errors.len(), 1, "{d:?}");
@@ -604,7 +604,7 @@ async fn a_create_cut_before_it_happened_is_tried_again_once_the_lookup_finds_no
     fake.reset_before.store(2, Ordering::SeqCst);
     let (dir, w) = chapter(CREATE_AND_FIND);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed(), "{r:#?}");
     assert_eq!(vpc_count(&fake), 1);
     assert_eq!(fake.calls().iter().filter(|c| *c == "ec2:CreateVpc").count(), 3);
@@ -621,7 +621,7 @@ async fn the_intent_is_written_first_so_down_finds_what_a_lost_answer_made() {
     let mut e = engine(&fake, dir.path());
     // One attempt: the lost answer is final for the run.
     e.pacing.attempts = 1;
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps[0].status, Status::Failed);
     let msg = r.steps[0].message.clone().unwrap_or_default();
     assert!(msg.contains("its answer was lost, so it may have happened"), "{msg}");
@@ -637,7 +637,7 @@ async fn the_intent_is_written_first_so_down_finds_what_a_lost_answer_made() {
     // A refused create certainly did nothing: its intent is closed at once.
     let (dir, w) = chapter("- id: s\n  call: ec2:CreateSubnet\n  with: { VpcId: vpc-1, CidrBlock: 10.9.0.0/24 }\n");
     let e = engine(&fake, dir.path());
-    e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(Ledger::open(dir.path(), fake.target()).unwrap().outstanding().unwrap().is_empty());
 }
 
@@ -652,7 +652,7 @@ async fn a_lost_answer_with_a_custom_cleanup_is_cleaned_up_by_it() {
     );
     let mut e = engine(&fake, dir.path());
     e.pacing.attempts = 1;
-    assert_eq!(e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await.steps[0].status, Status::Failed);
+    assert_eq!(e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await.steps[0].status, Status::Failed);
     let d = engine(&fake, dir.path()).down("t", None).await;
     assert_eq!((d.undone, d.errors.len()), (1, 0), "{d:?}");
     assert_eq!(fake.params_of("ec2:TerminateInstances"), [json!({"InstanceIds": ["i-1"]})]);
@@ -665,7 +665,7 @@ async fn a_client_token_is_set_once_per_step_and_kept_across_retries() {
     fake.throttle.store(2, Ordering::SeqCst);
     let (dir, w) = chapter("- id: vm\n  call: ec2:RunInstances\n  with: { ImageId: ami-1 }\n");
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed(), "{r:#?}");
     let tokens: Vec<Value> = fake.params_of("ec2:RunInstances").iter().map(|p| p["ClientToken"].clone()).collect();
     assert_eq!(tokens.len(), 3);
@@ -680,7 +680,7 @@ async fn throttling_is_retried_a_bounded_number_of_times() {
     fake.throttle.store(u32::MAX, Ordering::SeqCst);
     let (dir, w) = chapter(CREATE_AND_FIND);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps[0].status, Status::Failed);
     assert_eq!(fake.calls().len(), 5, "exactly `attempts` attempts");
 }
@@ -696,13 +696,13 @@ async fn not_found_is_eventual_consistency_while_building_and_the_answer_in_chec
     fake.not_yet.store(3, Ordering::SeqCst);
     let (dir, w) = chapter(&yaml);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed(), "{r:#?}");
     assert_eq!(fake.params_of("ec2:DescribeVpcs").iter().filter(|p| p["VpcIds"].is_array()).count(), 4, "three NotFound, then found");
     let (dir, w) = chapter("- id: by-id\n  call: ec2:DescribeVpcs\n  with: { VpcIds: [ vpc-1 ] }\n");
     let e = engine(&fake, dir.path());
     fake.not_yet.store(1, Ordering::SeqCst);
-    let r = e.chapter(&w, &w.chapters[0], Mode::Check, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Check, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps[0].status, Status::Failed, "{r:#?}");
     assert!(r.steps[0].message.as_deref().unwrap_or_default().contains("InvalidVpcID.NotFound"));
 }
@@ -735,7 +735,7 @@ async fn down_of_the_addressed_chapters_undoes_their_prerequisites_too() {
     let (dir, w) = chapter(CREATE_AND_FIND);
     let mut e = engine(&fake, dir.path());
     e.selection = vec!["9.1".into()];
-    assert!(!e.chapter(&w, &w.chapters[0], Mode::Run, true, false).await.failed());
+    assert!(!e.chapter(&w, &w.chapters[0], Mode::Run, Role::Prerequisite, Reporting::Observed).await.failed());
     assert_eq!(e.down("t", Some(&["4".to_string()])).await.undone, 0, "another chapter's down leaves it");
     let d = e.down("t", Some(&["9.1".to_string()])).await;
     assert_eq!((d.undone, d.errors.len()), (1, 0), "{d:?}");
@@ -753,7 +753,7 @@ async fn for_each_is_bounded_in_concurrency_and_size() {
     );
     let (dir, w) = chapter(&yaml);
     let e = engine(&fake, dir.path());
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(!r.failed(), "{r:#?}");
     let most = fake.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=labrun_exec::engine::FOR_EACH_CONCURRENCY as u32).contains(&most), "{most} calls at once");
@@ -762,7 +762,7 @@ async fn for_each_is_bounded_in_concurrency_and_size() {
     let (dir, w) = chapter("- id: huge\n  call: ec2:DescribeVpcs\n  for_each: \"{{ vars.names }}\"\n");
     let mut e = engine(&fake, dir.path());
     e.var_overrides.insert("names".into(), Value::Array((0..1001).map(|i| json!(i)).collect()));
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert_eq!(r.steps[0].message.as_deref(), Some("`for_each` gave 1001 items; a step may loop over at most 1000"));
     assert!(fake.calls().is_empty());
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use labrun_exec::{Backend, CallError, Engine, ErrorKind, Mode, Quiet, Status, TargetInfo, TargetKind};
+use labrun_exec::{Backend, CallError, Engine, ErrorKind, Mode, Quiet, Reporting, Role, Status, TargetInfo, TargetKind};
 use labrun_lab::catalog::Operation;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -90,7 +90,7 @@ fn engine(cloud: &Arc<Scripted>) -> Engine {
 
 async fn run(cloud: &Arc<Scripted>, yaml: &str, mode: Mode) -> labrun_exec::StepReport {
     let (_dir, w) = chapter(yaml);
-    let r = engine(cloud).chapter(&w, &w.chapters[0], mode, false, false).await;
+    let r = engine(cloud).chapter(&w, &w.chapters[0], mode, Role::Addressed, Reporting::Observed).await;
     r.steps.last().unwrap().clone()
 }
 
@@ -217,7 +217,7 @@ async fn a_wait_polls_at_the_models_pace_and_a_cancel_ends_it() {
         cancel.cancel();
     });
     let started = Instant::now();
-    let r = e.chapter(&w, &w.chapters[0], Mode::Run, false, false).await;
+    let r = e.chapter(&w, &w.chapters[0], Mode::Run, Role::Addressed, Reporting::Observed).await;
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     assert_eq!(r.steps[0].message.as_deref(), Some("interrupted while waiting"));
     assert_eq!(cloud.calls_of("ec2:DescribeInstances").len(), 1);

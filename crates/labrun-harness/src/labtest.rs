@@ -5,7 +5,7 @@
 
 use crate::inventory;
 use labrun_aws::{AwsBackend, Connect};
-use labrun_exec::{Engine, Ledger, Mode, Observer, Status};
+use labrun_exec::{Engine, Ledger, Mode, Observer, Reporting, Role, Status};
 use labrun_lab::derive::Listing;
 use labrun_lab::model::Workshop;
 use serde::Serialize;
@@ -120,7 +120,7 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
         if w.chapters[p].steps.is_empty() {
             continue;
         }
-        let r = engine.chapter(w, &w.chapters[p], Mode::Run, true, true).await;
+        let r = engine.chapter(w, &w.chapters[p], Mode::Run, Role::Prerequisite, Reporting::Silent).await;
         if r.failed() {
             let why = r
                 .steps
@@ -148,11 +148,11 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
     };
 
     let has_checks = chapter.steps.iter().any(|s| s.runs_in_check() && !s.needs_real_aws());
-    let first = engine.chapter(w, chapter, Mode::Check, false, true).await;
+    let first = engine.chapter(w, chapter, Mode::Check, Role::Addressed, Reporting::Silent).await;
     if has_checks && !first.checks_fail() {
         t.failures.push("its checks pass before the chapter ran: they do not test what the chapter builds".into());
     }
-    let run = engine.chapter(w, chapter, Mode::Run, false, true).await;
+    let run = engine.chapter(w, chapter, Mode::Run, Role::Addressed, Reporting::Silent).await;
     for s in &run.steps {
         match s.status {
             Status::Failed => {
@@ -177,7 +177,7 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
             .await;
     }
     if !run_failed {
-        let after = engine.chapter(w, chapter, Mode::Check, false, true).await;
+        let after = engine.chapter(w, chapter, Mode::Check, Role::Addressed, Reporting::Silent).await;
         if has_checks && !after.checks_pass() {
             let failed: Vec<String> = after
                 .steps
@@ -193,7 +193,7 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
         t.failures.push(format!("down: {e}"));
     }
     if has_checks && !run_failed {
-        let last = engine.chapter(w, chapter, Mode::Check, false, true).await;
+        let last = engine.chapter(w, chapter, Mode::Check, Role::Addressed, Reporting::Silent).await;
         if !last.checks_fail() {
             t.failures.push("its checks still pass after `down`: cleanup did not undo the chapter".into());
         }
@@ -248,7 +248,7 @@ async fn finish_teardown(
     run_failed: bool,
 ) -> ChapterTest {
     if !run_failed && has_checks {
-        let after = engine.chapter(w, chapter, Mode::Check, false, true).await;
+        let after = engine.chapter(w, chapter, Mode::Check, Role::Addressed, Reporting::Silent).await;
         if !after.checks_pass() {
             t.failures.push("checks fail after the teardown ran".into());
         }
