@@ -291,21 +291,7 @@ pub(crate) fn classify(code: String, message: String, status: Option<u16>) -> Ca
         ErrorKind::Transient
     } else if AUTH.contains(&code.as_str()) {
         ErrorKind::Environment
-    } else if code.ends_with("NotFound")
-        // DynamoDB, Lambda, Logs, Secrets Manager, ...: HTTP 400 with this code.
-        || code.ends_with("NotFoundException")
-        || matches!(
-            code.as_str(),
-            "NoSuchEntity"
-                | "NoSuchBucket"
-                | "NoSuchKey"
-                | "ParameterNotFound"
-                | "InvalidDocument"
-                | "NoSuchTagSet"
-                | "NoSuchPublicAccessBlockConfiguration"
-        )
-        || status == Some(404)
-    {
+    } else if labrun_exec::backend::is_not_found_code(&code) || status == Some(404) {
         ErrorKind::NotFound
     } else {
         ErrorKind::Client

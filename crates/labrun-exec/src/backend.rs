@@ -86,6 +86,23 @@ pub enum ErrorKind {
     Environment,
 }
 
+/// Codes that mean "no such resource" where the name does not end in `NotFound` (EC2's
+/// `InvalidVpcID.NotFound`) or `NotFoundException` (DynamoDB, Lambda, Logs, Secrets Manager).
+pub const NOT_FOUND_CODES: &[&str] = &[
+    "NoSuchEntity",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "ParameterNotFound",
+    "InvalidDocument",
+    "NoSuchTagSet",
+    "NoSuchPublicAccessBlockConfiguration",
+];
+
+/// Whether a service's error code says the resource does not exist.
+pub fn is_not_found_code(code: &str) -> bool {
+    code.ends_with("NotFound") || code.ends_with("NotFoundException") || NOT_FOUND_CODES.contains(&code)
+}
+
 #[derive(Debug, Clone, thiserror::Error, serde::Serialize)]
 #[error("{code}: {message}")]
 pub struct CallError {

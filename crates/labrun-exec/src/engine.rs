@@ -12,6 +12,7 @@ use crate::waiter::{Verdict, Waiter};
 use futures::StreamExt;
 use labrun_lab::catalog::{self, Lookup, Operation, Tagging, Undo};
 use labrun_lab::model::{Chapter, Cleanup, Matcher, Pages, Step, Workshop};
+use labrun_lab::vocab::{lab_field, tag};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -232,11 +233,11 @@ impl Engine {
         vars.extend(chapter.vars.clone());
         vars.extend(self.var_overrides.clone());
         let lab = [
-            ("region", json!(target.region)),
-            ("account", json!(target.account)),
-            ("run_id", json!(self.run_id)),
-            ("workshop", json!(w.id)),
-            ("chapter", json!(chapter.label())),
+            (lab_field::REGION, json!(target.region)),
+            (lab_field::ACCOUNT, json!(target.account)),
+            (lab_field::RUN_ID, json!(self.run_id)),
+            (lab_field::WORKSHOP, json!(w.id)),
+            (lab_field::CHAPTER, json!(chapter.label())),
         ];
         Context { vars, steps: Map::new(), lab: lab.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), item: None }
     }
@@ -752,7 +753,7 @@ impl Engine {
             .into_iter()
             .filter(|i| !i.is_null())
             .filter(|i| l.matching.iter().all(|(item_field, request_field)| i[*item_field] == request[*request_field]))
-            .filter(|i| !l.tagged || (has_tag(i, "labrun:run", run) && has_tag(i, "labrun:step", tag_step)))
+            .filter(|i| !l.tagged || (has_tag(i, tag::RUN, run) && has_tag(i, tag::STEP, tag_step)))
             .collect();
         if ours.is_empty() {
             return Ok(None);
@@ -1133,13 +1134,13 @@ fn describe_resource(params: &Value) -> String {
 /// labrun to leave the resource (the sweep obeys).
 pub fn labrun_tags(workshop: &str, chapter: &str, run_id: &str, tag_step: &str, keep: bool) -> Value {
     let mut tags = vec![
-        json!({"Key": "labrun:workshop", "Value": workshop}),
-        json!({"Key": "labrun:chapter", "Value": chapter}),
-        json!({"Key": "labrun:run", "Value": run_id}),
-        json!({"Key": "labrun:step", "Value": tag_step}),
+        json!({"Key": tag::WORKSHOP, "Value": workshop}),
+        json!({"Key": tag::CHAPTER, "Value": chapter}),
+        json!({"Key": tag::RUN, "Value": run_id}),
+        json!({"Key": tag::STEP, "Value": tag_step}),
     ];
     if keep {
-        tags.push(json!({"Key": "labrun:cleanup", "Value": "none"}));
+        tags.push(json!({"Key": tag::CLEANUP, "Value": "none"}));
     }
     Value::Array(tags)
 }

@@ -74,11 +74,8 @@ pub fn draining(e: &CallError) -> bool {
 /// detached.
 pub fn already_undone(e: &CallError) -> bool {
     e.kind == ErrorKind::NotFound
-        || e.code.ends_with(".NotFound")
-        || matches!(
-            e.code.as_str(),
-            "Gateway.NotAttached" | "InvalidPermission.Duplicate" | "NoSuchBucket" | "NoSuchEntity" | "InvalidDocument"
-        )
+        || crate::backend::is_not_found_code(&e.code)
+        || matches!(e.code.as_str(), "Gateway.NotAttached" | "InvalidPermission.Duplicate")
 }
 
 /// Deletes, terminations, detachments, revocations: repeating one is harmless, and after a

@@ -9,6 +9,7 @@
 
 use crate::backend::{Backend, CallError, ErrorKind};
 use labrun_lab::catalog;
+use labrun_lab::vocab::{kind, tag as vtag};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -36,13 +37,13 @@ pub fn in_scope(tags: &Value, scope: &SweepScope) -> bool {
     let tag = |key: &str| -> Option<&str> {
         tags.as_array()?.iter().find(|t| t.get("Key").and_then(Value::as_str) == Some(key))?.get("Value")?.as_str()
     };
-    if tag("labrun:workshop") != Some(scope.workshop.as_str()) || tag("labrun:cleanup") == Some("none") {
+    if tag(vtag::WORKSHOP) != Some(scope.workshop.as_str()) || tag(vtag::CLEANUP) == Some("none") {
         return false;
     }
     match &scope.chapters {
         None => true,
         Some(chapters) => {
-            let (chapter, run) = (tag("labrun:chapter"), tag("labrun:run"));
+            let (chapter, run) = (tag(vtag::CHAPTER), tag(vtag::RUN));
             chapter.is_some_and(|c| chapters.iter().any(|x| x == c))
                 || scope.built_for.iter().any(|(c, r)| chapter == Some(c.as_str()) && run == Some(r.as_str()))
         }
@@ -56,8 +57,8 @@ pub async fn sweep(b: &dyn Backend, scope: &SweepScope) -> SweepReport {
     instance_profiles(b, scope, &mut r).await;
     roles(b, scope, &mut r).await;
     users(b, scope, &mut r).await;
-    ssm(b, scope, &mut r, "ssm-document", "Document").await;
-    ssm(b, scope, &mut r, "ssm-parameter", "Parameter").await;
+    ssm(b, scope, &mut r, kind::SSM_DOCUMENT, "Document").await;
+    ssm(b, scope, &mut r, kind::SSM_PARAMETER, "Parameter").await;
     buckets(b, scope, &mut r).await;
     r
 }
@@ -120,8 +121,17 @@ async fn tags_of(b: &dyn Backend, r: &mut SweepReport, kind: &str, id: &str, op:
 // ---- EC2
 
 /// Deletion order: what holds a reference goes before what it references.
-const EC2_ORDER: &[&str] = &["instance", "vpc-endpoint", "key-pair", "route-table", "internet-gateway", "security-group", "subnet", "vpc"];
-const LABRUN_KEYS: &[&str] = &["labrun:workshop", "labrun:chapter", "labrun:run", "labrun:cleanup"];
+const EC2_ORDER: &[&str] = &[
+    kind::INSTANCE,
+    kind::VPC_ENDPOINT,
+    kind::KEY_PAIR,
+    kind::ROUTE_TABLE,
+    kind::INTERNET_GATEWAY,
+    kind::SECURITY_GROUP,
+    kind::SUBNET,
+    kind::VPC,
+];
+const LABRUN_KEYS: &[&str] = &[vtag::WORKSHOP, vtag::CHAPTER, vtag::RUN, vtag::CLEANUP];
 
 async fn ec2(b: &dyn Backend, scope: &SweepScope, r: &mut SweepReport) {
     let tags = match call(b, "ec2:DescribeTags", json!({"Filters": [{"Name": "key", "Values": LABRUN_KEYS}]})).await {
@@ -147,9 +157,9 @@ async fn ec2(b: &dyn Backend, scope: &SweepScope, r: &mut SweepReport) {
 }
 
 /// Deletes one EC2 resource; `Ok(false)` when it is already gone (a terminated instance, say).
-async fn delete_ec2(b: &dyn Backend, kind: &str, id: &str) -> Result<bool, CallError> {
-    match kind {
-        "instance" => {
+async fn delete_ec2(b: &dyn Backend, resource: &str, id: &str) -> Result<bool, CallError> {
+    match resource {
+        kind::INSTANCE => {
             let d = call(b, "ec2:DescribeInstances", json!({"InstanceIds": [id]})).await?;
             let state = d.pointer("/Reservations/0/Instances/0/State/Name").and_then(Value::as_str).unwrap_or("terminated");
             if matches!(state, "terminated" | "shutting-down") {
@@ -157,14 +167,14 @@ async fn delete_ec2(b: &dyn Backend, kind: &str, id: &str) -> Result<bool, CallE
             }
             call(b, "ec2:TerminateInstances", json!({"InstanceIds": [id]})).await?;
         }
-        "vpc-endpoint" => {
+        kind::VPC_ENDPOINT => {
             let d = call(b, "ec2:DescribeVpcEndpoints", json!({"VpcEndpointIds": [id]})).await?;
             if matches!(d.pointer("/VpcEndpoints/0/State").and_then(Value::as_str), Some("deleted" | "deleting") | None) {
                 return Ok(false);
             }
             call(b, "ec2:DeleteVpcEndpoints", json!({"VpcEndpointIds": [id]})).await?;
         }
-        "key-pair" => {
+        kind::KEY_PAIR => {
             // Tags can outlive a deleted key pair on some emulators: confirm it is there first.
             let d = call(b, "ec2:DescribeKeyPairs", json!({"KeyPairIds": [id]})).await?;
             let Some(pair) = d.pointer("/KeyPairs/0") else { return Ok(false) };
@@ -175,7 +185,7 @@ async fn delete_ec2(b: &dyn Backend, kind: &str, id: &str) -> Result<bool, CallE
             };
             call(b, "ec2:DeleteKeyPair", params).await?;
         }
-        "route-table" => {
+        kind::ROUTE_TABLE => {
             let d = call(b, "ec2:DescribeRouteTables", json!({"RouteTableIds": [id]})).await?;
             for a in d.pointer("/RouteTables/0/Associations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
                 if a.get("Main") != Some(&json!(true))
@@ -186,20 +196,20 @@ async fn delete_ec2(b: &dyn Backend, kind: &str, id: &str) -> Result<bool, CallE
             }
             call(b, "ec2:DeleteRouteTable", json!({"RouteTableId": id})).await?;
         }
-        "internet-gateway" => {
+        kind::INTERNET_GATEWAY => {
             let d = call(b, "ec2:DescribeInternetGateways", json!({"InternetGatewayIds": [id]})).await?;
             for vpc in strings(&d, "/InternetGateways/0/Attachments", Some("VpcId")) {
                 gone_ok(call(b, "ec2:DetachInternetGateway", json!({"InternetGatewayId": id, "VpcId": vpc})).await)?;
             }
             call(b, "ec2:DeleteInternetGateway", json!({"InternetGatewayId": id})).await?;
         }
-        "security-group" => {
+        kind::SECURITY_GROUP => {
             call(b, "ec2:DeleteSecurityGroup", json!({"GroupId": id})).await?;
         }
-        "subnet" => {
+        kind::SUBNET => {
             call(b, "ec2:DeleteSubnet", json!({"SubnetId": id})).await?;
         }
-        "vpc" => {
+        kind::VPC => {
             call(b, "ec2:DeleteVpc", json!({"VpcId": id})).await?;
         }
         _ => return Ok(false),
@@ -210,7 +220,7 @@ async fn delete_ec2(b: &dyn Backend, kind: &str, id: &str) -> Result<bool, CallE
 // ---- IAM: list calls do not carry tags on AWS, so each entity's tags are read on their own.
 
 async fn instance_profiles(b: &dyn Backend, scope: &SweepScope, r: &mut SweepReport) {
-    const KIND: &str = "instance-profile";
+    const KIND: &str = kind::INSTANCE_PROFILE;
     let list = match call(b, "iam:ListInstanceProfiles", json!({})).await {
         Ok(v) => v,
         Err(e) => return listing_failed(r, KIND, "iam:ListInstanceProfiles", &e),
@@ -235,7 +245,7 @@ async fn instance_profiles(b: &dyn Backend, scope: &SweepScope, r: &mut SweepRep
 }
 
 async fn roles(b: &dyn Backend, scope: &SweepScope, r: &mut SweepReport) {
-    const KIND: &str = "iam-role";
+    const KIND: &str = kind::IAM_ROLE;
     let list = match call(b, "iam:ListRoles", json!({})).await {
         Ok(v) => v,
         Err(e) => return listing_failed(r, KIND, "iam:ListRoles", &e),
@@ -273,7 +283,7 @@ async fn delete_role(b: &dyn Backend, name: &str) -> Result<bool, CallError> {
 }
 
 async fn users(b: &dyn Backend, scope: &SweepScope, r: &mut SweepReport) {
-    const KIND: &str = "iam-user";
+    const KIND: &str = kind::IAM_USER;
     let list = match call(b, "iam:ListUsers", json!({})).await {
         Ok(v) => v,
         Err(e) => return listing_failed(r, KIND, "iam:ListUsers", &e),
@@ -332,7 +342,7 @@ async fn ssm(b: &dyn Backend, scope: &SweepScope, r: &mut SweepReport, kind: &st
 // ---- S3
 
 async fn buckets(b: &dyn Backend, scope: &SweepScope, r: &mut SweepReport) {
-    const KIND: &str = "bucket";
+    const KIND: &str = kind::BUCKET;
     let list = match call(b, "s3:ListBuckets", json!({})).await {
         Ok(v) => v,
         Err(e) => return listing_failed(r, KIND, "s3:ListBuckets", &e),

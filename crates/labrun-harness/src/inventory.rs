@@ -6,6 +6,7 @@ use labrun_exec::{Backend, ErrorKind};
 use labrun_lab::catalog;
 use labrun_lab::derive::{self, Listing};
 use labrun_lab::model::Workshop;
+use labrun_lab::vocab::{kind, tag};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,21 +15,21 @@ pub type Inventory = BTreeMap<&'static str, BTreeSet<String>>;
 
 /// (kind, operation, parameters, JMESPath selecting the ids of live resources)
 const LISTINGS: &[(&str, &str, &str, &str)] = &[
-    ("vpc", "ec2:DescribeVpcs", "{}", "Vpcs[].VpcId"),
-    ("subnet", "ec2:DescribeSubnets", "{}", "Subnets[].SubnetId"),
-    ("internet-gateway", "ec2:DescribeInternetGateways", "{}", "InternetGateways[].InternetGatewayId"),
-    ("route-table", "ec2:DescribeRouteTables", "{}", "RouteTables[].RouteTableId"),
-    ("security-group", "ec2:DescribeSecurityGroups", "{}", "SecurityGroups[].GroupId"),
-    ("vpc-endpoint", "ec2:DescribeVpcEndpoints", "{}", "VpcEndpoints[?State!='deleted'].VpcEndpointId"),
-    ("instance", "ec2:DescribeInstances", "{}", "Reservations[].Instances[?State.Name!='terminated'][].InstanceId"),
-    ("key-pair", "ec2:DescribeKeyPairs", "{}", "KeyPairs[].KeyName"),
-    ("iam-role", "iam:ListRoles", "{}", "Roles[].RoleName"),
-    ("instance-profile", "iam:ListInstanceProfiles", "{}", "InstanceProfiles[].InstanceProfileName"),
-    ("iam-user", "iam:ListUsers", "{}", "Users[].UserName"),
-    ("bucket", "s3:ListBuckets", "{}", "Buckets[].Name"),
-    ("ssm-document", "ssm:ListDocuments", r#"{"Filters": [{"Key": "Owner", "Values": ["Self"]}]}"#, "DocumentIdentifiers[].Name"),
+    (kind::VPC, "ec2:DescribeVpcs", "{}", "Vpcs[].VpcId"),
+    (kind::SUBNET, "ec2:DescribeSubnets", "{}", "Subnets[].SubnetId"),
+    (kind::INTERNET_GATEWAY, "ec2:DescribeInternetGateways", "{}", "InternetGateways[].InternetGatewayId"),
+    (kind::ROUTE_TABLE, "ec2:DescribeRouteTables", "{}", "RouteTables[].RouteTableId"),
+    (kind::SECURITY_GROUP, "ec2:DescribeSecurityGroups", "{}", "SecurityGroups[].GroupId"),
+    (kind::VPC_ENDPOINT, "ec2:DescribeVpcEndpoints", "{}", "VpcEndpoints[?State!='deleted'].VpcEndpointId"),
+    (kind::INSTANCE, "ec2:DescribeInstances", "{}", "Reservations[].Instances[?State.Name!='terminated'][].InstanceId"),
+    (kind::KEY_PAIR, "ec2:DescribeKeyPairs", "{}", "KeyPairs[].KeyName"),
+    (kind::IAM_ROLE, "iam:ListRoles", "{}", "Roles[].RoleName"),
+    (kind::INSTANCE_PROFILE, "iam:ListInstanceProfiles", "{}", "InstanceProfiles[].InstanceProfileName"),
+    (kind::IAM_USER, "iam:ListUsers", "{}", "Users[].UserName"),
+    (kind::BUCKET, "s3:ListBuckets", "{}", "Buckets[].Name"),
+    (kind::SSM_DOCUMENT, "ssm:ListDocuments", r#"{"Filters": [{"Key": "Owner", "Values": ["Self"]}]}"#, "DocumentIdentifiers[].Name"),
     // AWS's public parameters (`/aws/service/...`) are not the account's; LocalStack lists them.
-    ("ssm-parameter", "ssm:DescribeParameters", "{}", "Parameters[?!starts_with(Name, '/aws/')].Name"),
+    (kind::SSM_PARAMETER, "ssm:DescribeParameters", "{}", "Parameters[?!starts_with(Name, '/aws/')].Name"),
 ];
 
 /// The listings, taken from the service models, of what the workshop's changes make beyond the
@@ -92,11 +93,11 @@ pub async fn take(b: &dyn Backend, extra: &[Listing]) -> Result<Inventory, Strin
 pub async fn duplicates(b: &dyn Backend, run_id: &str) -> Result<Vec<String>, String> {
     let op = catalog::operation("ec2:DescribeTags").expect("catalog has ec2:DescribeTags");
     let resp = b
-        .call(op, &json!({"Filters": [{"Name": "key", "Values": ["labrun:step"]}]}))
+        .call(op, &json!({"Filters": [{"Name": "key", "Values": [tag::STEP]}]}))
         .await
         .map_err(|e| format!("duplicates {}: {e}", op.name))?;
     let runs = b
-        .call(op, &json!({"Filters": [{"Name": "key", "Values": ["labrun:run"]}, {"Name": "value", "Values": [run_id]}]}))
+        .call(op, &json!({"Filters": [{"Name": "key", "Values": [tag::RUN]}, {"Name": "value", "Values": [run_id]}]}))
         .await
         .map_err(|e| format!("duplicates {}: {e}", op.name))?;
     let ours: BTreeSet<&str> = runs["Tags"].as_array().into_iter().flatten().filter_map(|t| t["ResourceId"].as_str()).collect();

@@ -12,6 +12,8 @@
 //! Undo parameters are JMESPath expressions over `{request, response, before}`, where `before`
 //! is the response of the `capture` call made just before a `restore`-style change.
 
+use crate::vocab::kind;
+
 /// Parameter type, as far as validation and the JSON Schema need it.
 #[derive(Debug, Clone, Copy)]
 pub enum Ty {
@@ -314,7 +316,7 @@ pub static OPERATIONS: &[Operation] = &[
                 p("InstanceTenancy", Ty::Enum(&["default", "dedicated", "host"])),
                 p("TagSpecifications", TAG_SPECS),
             ],
-            ec2_tags("vpc"),
+            ec2_tags(kind::VPC),
             undo("ec2:DeleteVpc", "{VpcId: response.Vpc.VpcId}"),
         ),
         &VPC_LOOKUP,
@@ -345,7 +347,7 @@ pub static OPERATIONS: &[Operation] = &[
         write(
             "ec2:CreateSubnet",
             &[req("VpcId", Ty::Str), p("CidrBlock", Ty::Str), p("AvailabilityZone", Ty::Str), p("TagSpecifications", TAG_SPECS)],
-            ec2_tags("subnet"),
+            ec2_tags(kind::SUBNET),
             undo("ec2:DeleteSubnet", "{SubnetId: response.Subnet.SubnetId}"),
         ),
         &SUBNET_LOOKUP,
@@ -368,7 +370,7 @@ pub static OPERATIONS: &[Operation] = &[
         write(
             "ec2:CreateInternetGateway",
             &[p("TagSpecifications", TAG_SPECS)],
-            ec2_tags("internet-gateway"),
+            ec2_tags(kind::INTERNET_GATEWAY),
             undo("ec2:DeleteInternetGateway", "{InternetGatewayId: response.InternetGateway.InternetGatewayId}"),
         ),
         &IGW_LOOKUP,
@@ -397,7 +399,7 @@ pub static OPERATIONS: &[Operation] = &[
             write(
                 "ec2:CreateRouteTable",
                 &[req("VpcId", Ty::Str), p("TagSpecifications", TAG_SPECS), p("ClientToken", Ty::Str)],
-                ec2_tags("route-table"),
+                ec2_tags(kind::ROUTE_TABLE),
                 undo("ec2:DeleteRouteTable", "{RouteTableId: response.RouteTable.RouteTableId}"),
             ),
             &ROUTE_TABLE_LOOKUP,
@@ -432,7 +434,7 @@ pub static OPERATIONS: &[Operation] = &[
         write(
             "ec2:CreateSecurityGroup",
             &[req("GroupName", Ty::Str), req("Description", Ty::Str), p("VpcId", Ty::Str), p("TagSpecifications", TAG_SPECS)],
-            ec2_tags("security-group"),
+            ec2_tags(kind::SECURITY_GROUP),
             undo("ec2:DeleteSecurityGroup", "{GroupId: response.GroupId}"),
         ),
         &SG_LOOKUP,
@@ -484,7 +486,7 @@ pub static OPERATIONS: &[Operation] = &[
         ..write(
             "ec2:CreateKeyPair",
             &[req("KeyName", Ty::Str), p("KeyType", Ty::Enum(&["rsa", "ed25519"])), p("TagSpecifications", TAG_SPECS)],
-            ec2_tags("key-pair"),
+            ec2_tags(kind::KEY_PAIR),
             undo("ec2:DeleteKeyPair", "{KeyName: request.KeyName}"),
         )
     },
@@ -508,7 +510,7 @@ pub static OPERATIONS: &[Operation] = &[
                 p("TagSpecifications", TAG_SPECS),
                 p("ClientToken", Ty::Str),
             ],
-            ec2_tags("instance"),
+            ec2_tags(kind::INSTANCE),
             undo("ec2:TerminateInstances", "{InstanceIds: response.Instances[].InstanceId}"),
         )
     },
@@ -545,7 +547,7 @@ pub static OPERATIONS: &[Operation] = &[
                 p("TagSpecifications", TAG_SPECS),
                 p("ClientToken", Ty::Str),
             ],
-            ec2_tags("vpc-endpoint"),
+            ec2_tags(kind::VPC_ENDPOINT),
             undo("ec2:DeleteVpcEndpoints", "{VpcEndpointIds: [response.VpcEndpoint.VpcEndpointId]}"),
         )
     },

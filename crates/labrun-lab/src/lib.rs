@@ -13,6 +13,7 @@ pub mod page;
 mod response;
 pub mod schema;
 pub mod steps;
+pub mod vocab;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Location, SourceFile};

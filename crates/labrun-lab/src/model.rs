@@ -82,7 +82,7 @@ pub struct Step {
     /// A list (or a template rendering to one); the step runs once per `item`.
     pub for_each: Option<Value>,
     /// Capabilities the step needs, e.g. `real-aws`.
-    pub requires: Vec<String>,
+    pub requires: Vec<crate::vocab::Capability>,
     /// Overrides whether the step runs under `labrun check`.
     pub check: Option<bool>,
     pub hint: Option<String>,
@@ -98,7 +98,7 @@ impl Step {
     }
     /// Needs a real AWS account (declared, or implied by an operation no emulator implements).
     pub fn needs_real_aws(&self) -> bool {
-        self.op.real_aws_only || self.requires.iter().any(|r| r == "real-aws")
+        self.op.real_aws_only || self.requires.contains(&crate::vocab::Capability::RealAws)
     }
 }
 

@@ -6,6 +6,7 @@ use crate::limits::{
     self, MAX_FOR_EACH_ITEMS, MAX_INTERVAL, MAX_RETRY_ATTEMPTS, MAX_RETRY_DELAY, MAX_TIMEOUT, MIN_INTERVAL, MIN_RETRY_DELAY,
 };
 use crate::model::{Assertion, Cleanup, Matcher, Pages, Retry, Step, format_duration, parse_duration};
+use crate::vocab::Capability;
 use crate::yaml::{Kind, Node};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -16,7 +17,7 @@ pub const STEP_FIELDS: &[&str] = &[
     "id", "title", "call", "with", "outputs", "expect", "until", "timeout", "interval", "retry", "cleanup", "when", "for_each", "requires",
     "check", "hint", "pages", "wait",
 ];
-pub const CAPABILITIES: &[&str] = &["real-aws"];
+pub const CAPABILITIES: &[&str] = crate::vocab::Capability::NAMES;
 
 /// Collects diagnostics for one source file.
 pub struct Sink<'a> {
@@ -770,7 +771,7 @@ fn read_cleanup(node: &Node, op: Option<&Operation>, sink: &mut Sink<'_>) -> Cle
     }
 }
 
-fn read_requires(node: &Node, sink: &mut Sink<'_>) -> Vec<String> {
+fn read_requires(node: &Node, sink: &mut Sink<'_>) -> Vec<Capability> {
     let items: Vec<&Node> = match &node.kind {
         Kind::Seq(items) => items.iter().collect(),
         Kind::Str(_) => vec![node],
@@ -783,12 +784,12 @@ fn read_requires(node: &Node, sink: &mut Sink<'_>) -> Vec<String> {
         .into_iter()
         .filter_map(|i| {
             let s = sink.expect_str(i, "a capability")?;
-            if !CAPABILITIES.contains(&s) {
+            let Some(c) = Capability::parse(s) else {
                 sink.error("labrun::unknown-capability", i.span, format!("unknown capability `{s}`"), "not known").help =
                     Some(format!("known capabilities: {}", CAPABILITIES.join(", ")));
                 return None;
-            }
-            Some(s.to_string())
+            };
+            Some(c)
         })
         .collect()
 }
@@ -801,7 +802,7 @@ pub struct Scope {
     pub steps: HashMap<String, (Vec<String>, crate::yaml::Span)>,
 }
 
-pub const LAB_FIELDS: &[&str] = &["region", "account", "run_id", "workshop", "chapter"];
+pub const LAB_FIELDS: &[&str] = crate::vocab::lab_field::ALL;
 
 /// One environment for all template checks: it holds no per-step state.
 fn template_env() -> &'static minijinja::Environment<'static> {
