@@ -34,9 +34,9 @@ pub fn search(expr: &str, data: &Value) -> Result<Value, String> {
 
 /// Checks one assertion; `expected` values have already been rendered.
 pub fn check(assertion: &Assertion, matcher: &Matcher, response: &Value) -> Result<Option<Mismatch>, String> {
-    let actual = search(&assertion.path, response)?;
+    let actual = assertion.path.search(response)?;
     let ok = matches(matcher, &actual);
-    Ok((!ok).then(|| Mismatch { path: assertion.path.clone(), expected: describe(matcher), actual }))
+    Ok((!ok).then(|| Mismatch { path: assertion.path.to_string(), expected: describe(matcher), actual }))
 }
 
 pub fn matches(matcher: &Matcher, actual: &Value) -> bool {
@@ -45,7 +45,7 @@ pub fn matches(matcher: &Matcher, actual: &Value) -> bool {
         Matcher::NotEquals(v) => !loosely_equal(actual, v),
         Matcher::Contains(v) => contains(actual, v),
         Matcher::NotContains(v) => !actual.is_null() && !contains(actual, v),
-        Matcher::Matches(re) => actual.as_str().is_some_and(|s| regex_lite::Regex::new(re).is_ok_and(|r| r.is_match(s))),
+        Matcher::Matches(re) => actual.as_str().is_some_and(|s| re.is_match(s)),
         Matcher::Length(n) => length(actual) == Some(*n as usize),
         Matcher::AllEqual(v) => actual.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|x| loosely_equal(x, v))),
         Matcher::Exists(want) => actual.is_null() != *want,
@@ -98,7 +98,7 @@ pub fn describe(m: &Matcher) -> String {
         Matcher::NotEquals(v) => format!("anything but {}", j(v)),
         Matcher::Contains(v) => format!("something containing {}", j(v)),
         Matcher::NotContains(v) => format!("nothing matching {}", j(v)),
-        Matcher::Matches(r) => format!("text matching /{r}/"),
+        Matcher::Matches(r) => format!("text matching /{}/", r.as_str()),
         Matcher::Length(n) => format!("{n} item(s)"),
         Matcher::AllEqual(v) => format!("every item equal to {}", j(v)),
         Matcher::Exists(true) => "a value".into(),
@@ -128,7 +128,7 @@ mod tests {
         assert!(!matches(&Matcher::AllEqual(json!("available")), &json!([])));
         assert!(matches(&Matcher::AnyOf(vec![json!(1), json!(2)]), &json!(2.0)));
         assert!(matches(&Matcher::Exists(false), &json!(null)));
-        assert!(matches(&Matcher::Matches("^vpc-".into()), &json!("vpc-123")));
+        assert!(matches(&Matcher::Matches(labrun_lab::compiled::Pattern::new("^vpc-")), &json!("vpc-123")));
         assert!(matches(&Matcher::GreaterThan(0.0), &json!([1])));
     }
 

@@ -11,6 +11,7 @@ use crate::template::{Context, Renderer};
 use crate::waiter::{Verdict, Waiter};
 use futures::StreamExt;
 use labrun_lab::catalog::{self, Lookup, Operation, Tagging, Undo};
+use labrun_lab::compiled::Pattern;
 use labrun_lab::model::{Chapter, Cleanup, Matcher, Pages, Step, Workshop};
 use labrun_lab::vocab::{lab_field, tag};
 use serde::Serialize;
@@ -263,7 +264,7 @@ impl Engine {
                 self.observer.step_started(chapter, step);
             }
             let started = Instant::now();
-            let uses = depends_on(step);
+            let uses = &step.uses;
             let blocked = uses.iter().find(|d| ctx.steps.contains_key(*d) && !passed.contains(*d));
             let gapped = uses.iter().find(|d| gaps.contains(*d));
             let StepOutcome { status, message, mismatches, outputs } = if stop {
@@ -764,7 +765,7 @@ impl Engine {
     fn outputs(&self, step: &Step, response: &Value) -> Result<Map<String, Value>, String> {
         step.outputs
             .iter()
-            .map(|(name, expr)| assert::search(expr, response).map(|v| (name.clone(), v)).map_err(|e| format!("output `{name}`: {e}")))
+            .map(|(name, query)| query.search(response).map(|v| (name.clone(), v)).map_err(|e| format!("output `{name}`: {e}")))
             .collect()
     }
 
@@ -788,9 +789,9 @@ impl Engine {
             Matcher::NotContains(v) => Matcher::NotContains(r(v)?),
             Matcher::AllEqual(v) => Matcher::AllEqual(r(v)?),
             Matcher::AnyOf(vs) => Matcher::AnyOf(vs.iter().map(r).collect::<Result<_, _>>()?),
-            Matcher::Matches(re) if re.contains("{{") => match r(&Value::String(re.clone()))? {
-                Value::String(s) => Matcher::Matches(s),
-                other => Matcher::Matches(other.to_string()),
+            Matcher::Matches(re) if re.as_str().contains("{{") => match r(&Value::String(re.as_str().to_string()))? {
+                Value::String(s) => Matcher::Matches(Pattern::new(&s)),
+                other => Matcher::Matches(Pattern::new(&other.to_string())),
             },
             other => other.clone(),
         })
@@ -1037,24 +1038,6 @@ pub struct DownReport {
     pub interrupted: bool,
     /// Resources found by tag after the ledger replay and deleted.
     pub swept: Vec<String>,
-}
-
-/// Steps whose outputs this step's parameters or `for_each` use.
-fn depends_on(step: &Step) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) => out.extend(labrun_lab::steps::step_references(s).into_iter().map(|(id, _)| id)),
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            Value::Object(m) => m.values().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(&step.with, &mut out);
-    if let Some(f) = &step.for_each {
-        walk(f, &mut out);
-    }
-    out
 }
 
 /// One poll of a `wait`, judged by the waiter's acceptors. An error none of them names is, while

@@ -8,10 +8,12 @@
 
 use base64::Engine as _;
 use labrun_lab::limits::{TEMPLATE_FUEL, TEMPLATE_MAX_OUTPUT, TEMPLATE_RECURSION};
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{Environment, Expression, Template, UndefinedBehavior};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct RenderError {
     pub message: String,
@@ -30,33 +32,61 @@ pub struct Context {
     pub item: Option<Value>,
 }
 
-pub struct Renderer {
-    env: Environment<'static>,
+/// One environment for every render: it holds settings and filters, no per-run state.
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.set_recursion_limit(TEMPLATE_RECURSION);
+    // Blob members take base64, as the AWS CLI does: `{{ '{"n": 1}' | b64encode }}`.
+    env.add_filter("b64encode", |s: String| base64::engine::general_purpose::STANDARD.encode(s));
+    env.add_filter("b64decode", |s: String| -> Result<String, minijinja::Error> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("b64decode: not base64 ({e})")))?;
+        String::from_utf8(bytes)
+            .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "b64decode: the decoded bytes are not UTF-8 text"))
+    });
+    env
+});
+
+/// A template or a whole-value expression, compiled once per distinct text.
+#[derive(Clone)]
+enum Compiled {
+    Expression(Arc<Expression<'static, 'static>>),
+    Template(Arc<Template<'static, 'static>>),
 }
 
-impl Default for Renderer {
-    fn default() -> Self {
-        Self::new()
-    }
+/// Renders templates, compiling each distinct text once: a step's parameters are rendered for
+/// every `for_each` item and a `when`/`until` on every poll, and none of that parses again.
+#[derive(Default)]
+pub struct Renderer {
+    compiled: Mutex<HashMap<String, Result<Compiled, RenderError>>>,
 }
 
 impl Renderer {
     pub fn new() -> Self {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_fuel(Some(TEMPLATE_FUEL));
-        env.set_recursion_limit(TEMPLATE_RECURSION);
-        // Blob members take base64, as the AWS CLI does: `{{ '{"n": 1}' | b64encode }}`.
-        env.add_filter("b64encode", |s: String| base64::engine::general_purpose::STANDARD.encode(s));
-        env.add_filter("b64decode", |s: String| -> Result<String, minijinja::Error> {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(s.trim())
-                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("b64decode: not base64 ({e})")))?;
-            String::from_utf8(bytes).map_err(|_| {
-                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "b64decode: the decoded bytes are not UTF-8 text")
-            })
-        });
-        Renderer { env }
+        Renderer::default()
+    }
+
+    /// The compiled form of `text` (a template, or with `expression` the inside of a
+    /// `{{ ... }}`), from the cache or compiled now.
+    fn compiled(&self, text: &str, expression: bool) -> Result<Compiled, RenderError> {
+        let key = format!("{}{text}", if expression { 'e' } else { 't' });
+        let mut cache = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cache.get(&key) {
+            return c.clone();
+        }
+        let err = |e: minijinja::Error| RenderError { message: describe(&e), template: text.to_string() };
+        let made = if expression {
+            ENV.compile_expression_owned(text.to_string()).map(|e| Compiled::Expression(Arc::new(e))).map_err(err)
+        } else {
+            // A template borrows its source: each distinct text is kept for the process's life.
+            let source: &'static str = Box::leak(text.to_string().into_boxed_str());
+            ENV.template_from_str(source).map(|t| Compiled::Template(Arc::new(t))).map_err(err)
+        };
+        cache.insert(key, made.clone());
+        made
     }
 
     /// Renders every string in `value`.
@@ -81,7 +111,10 @@ impl Renderer {
         }
         let err = |e: minijinja::Error| RenderError { message: describe(&e), template: s.to_string() };
         if let Some(expr) = single_expression(s) {
-            let compiled = self.env.compile_expression(expr).map_err(err)?;
+            let Compiled::Expression(compiled) = self.compiled(expr, true).map_err(|e| RenderError { template: s.to_string(), ..e })?
+            else {
+                unreachable!("an expression compiles to an expression")
+            };
             let v = compiled.eval(ctx).map_err(err)?;
             if v.is_undefined() {
                 return Err(RenderError { message: format!("`{}` is undefined", expr.trim()), template: s.to_string() });
@@ -93,7 +126,7 @@ impl Renderer {
             }
             return serde_json::to_value(&v).map_err(|e| RenderError { message: e.to_string(), template: s.to_string() });
         }
-        let template = self.env.template_from_str(s).map_err(err)?;
+        let Compiled::Template(template) = self.compiled(s, false)? else { unreachable!("a template compiles to a template") };
         let mut out = Capped::default();
         match template.render_captured_to(ctx, &mut out) {
             Ok(_) => Ok(Value::String(String::from_utf8_lossy(&out.bytes).into_owned())),
@@ -106,7 +139,10 @@ impl Renderer {
     pub fn truthy(&self, expr: &str, ctx: &Context) -> Result<bool, RenderError> {
         let inner = single_expression(expr).unwrap_or(expr);
         let err = |e: minijinja::Error| RenderError { message: describe(&e), template: expr.to_string() };
-        let compiled = self.env.compile_expression(inner).map_err(err)?;
+        let Compiled::Expression(compiled) = self.compiled(inner, true).map_err(|e| RenderError { template: expr.to_string(), ..e })?
+        else {
+            unreachable!("an expression compiles to an expression")
+        };
         Ok(compiled.eval(ctx).map_err(err)?.is_true())
     }
 }
@@ -168,6 +204,19 @@ mod tests {
         c.steps.insert("find".into(), json!({"ids": ["subnet-1", "subnet-2"], "vpc": "vpc-1"}));
         c.steps.insert("lab-vpc".into(), json!({"vpc_id": "vpc-9"}));
         c
+    }
+
+    #[test]
+    fn each_distinct_text_is_compiled_once() {
+        let r = Renderer::new();
+        let mut c = ctx();
+        for item in ["a", "b", "c"] {
+            c.item = Some(json!(item));
+            assert_eq!(r.render(&json!("{{ item }}-{{ vars.region }}"), &c).unwrap(), json!(format!("{item}-ap-southeast-1")));
+            assert_eq!(r.render(&json!("{{ steps.find.ids }}"), &c).unwrap(), json!(["subnet-1", "subnet-2"]));
+            assert!(r.truthy("{{ item != 'z' }}", &c).unwrap());
+        }
+        assert_eq!(r.compiled.lock().unwrap().len(), 3, "one template, two expressions");
     }
 
     #[test]

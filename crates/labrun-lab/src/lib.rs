@@ -3,6 +3,7 @@
 //! every other crate (and editor tooling) can use it.
 
 pub mod catalog;
+pub mod compiled;
 pub mod derive;
 pub mod diag;
 pub mod limits;

@@ -63,7 +63,9 @@ pub struct Step {
     /// Parameters, possibly holding templates; rendered at run time.
     pub with: Value,
     /// Output name → JMESPath over the response.
-    pub outputs: Vec<(String, String)>,
+    pub outputs: Vec<(String, crate::compiled::Query)>,
+    /// The steps whose outputs `with` and `for_each` use (found at load).
+    pub uses: Vec<String>,
     pub expect: Vec<Assertion>,
     pub until: Vec<Assertion>,
     #[serde(serialize_with = "ser_opt_duration")]
@@ -161,8 +163,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Assertion {
-    /// JMESPath over the response.
-    pub path: String,
+    /// JMESPath over the response, compiled.
+    pub path: crate::compiled::Query,
     pub matcher: Matcher,
     pub location: Location,
 }
@@ -178,7 +180,7 @@ pub enum Matcher {
     /// A list none of whose elements match.
     NotContains(Value),
     /// Regular expression on a string.
-    Matches(String),
+    Matches(crate::compiled::Pattern),
     Length(u64),
     /// Every element of a list equals the value (and the list is not empty).
     AllEqual(Value),

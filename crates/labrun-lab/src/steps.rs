@@ -1,6 +1,7 @@
 //! Turns a spanned YAML list into typed steps, reporting every problem with its place.
 
 use crate::catalog::{self, Operation, Param, Ty};
+use crate::compiled::{Pattern, Query};
 use crate::diag::{Diagnostic, SourceFile};
 use crate::limits::{
     self, MAX_FOR_EACH_ITEMS, MAX_INTERVAL, MAX_RETRY_ATTEMPTS, MAX_RETRY_DELAY, MAX_TIMEOUT, MIN_INTERVAL, MIN_RETRY_DELAY,
@@ -299,11 +300,13 @@ fn read_step(node: &Node, sink: &mut Sink<'_>) -> Option<Step> {
     if !ok {
         return None;
     }
+    let uses = uses_of(&with, for_each.as_ref());
     Some(Step {
         id: id?,
         title,
         call,
         op: op?,
+        uses,
         with,
         outputs,
         expect,
@@ -488,7 +491,7 @@ fn check_value(ty: &Ty, node: &Node, what: &str, sink: &mut Sink<'_>) {
     }
 }
 
-fn read_outputs(node: &Node, sink: &mut Sink<'_>) -> Vec<(String, String)> {
+fn read_outputs(node: &Node, sink: &mut Sink<'_>) -> Vec<(String, Query)> {
     let Some(entries) = sink.expect_map(node, "`outputs`") else { return Vec::new() };
     let mut out = Vec::new();
     for (k, v) in entries {
@@ -500,7 +503,7 @@ fn read_outputs(node: &Node, sink: &mut Sink<'_>) -> Vec<(String, String)> {
         if let Some(expr) = sink.expect_str(v, "an output")
             && sink.jmespath(v, expr)
         {
-            out.push((name, expr.to_string()));
+            out.push((name, Query::new(expr)));
         }
     }
     out
@@ -515,7 +518,7 @@ fn read_assertions(node: &Node, sink: &mut Sink<'_>) -> Vec<Assertion> {
             continue;
         }
         if let Some(matcher) = read_matcher(v, sink) {
-            out.push(Assertion { path, matcher, location: sink.source.location(k.span.start) });
+            out.push(Assertion { path: Query::new(&path), matcher, location: sink.source.location(k.span.start) });
         }
     }
     out
@@ -550,7 +553,7 @@ fn read_matcher(node: &Node, sink: &mut Sink<'_>) -> Option<Matcher> {
                 sink.error("labrun::bad-regex", value.span, format!("invalid regular expression `{s}`"), "does not compile").help = Some(e);
                 return None;
             }
-            Matcher::Matches(s.to_string())
+            Matcher::Matches(Pattern::new(s))
         }
         "length" => match value.kind {
             Kind::Int(n) if n >= 0 => Matcher::Length(n as u64),
@@ -959,6 +962,30 @@ fn check_template(
 }
 
 /// `steps.vpc.id`, `steps['lab-vpc'].vpc_id`, `steps["x"]["y"]` → (step id, output name).
+/// The steps whose outputs a step's parameters or `for_each` use, found once at load.
+fn uses_of(with: &Value, for_each: Option<&Value>) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                for (id, _) in step_references(s) {
+                    if !out.contains(&id) {
+                        out.push(id);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(with, &mut out);
+    if let Some(f) = for_each {
+        walk(f, &mut out);
+    }
+    out
+}
+
 pub fn step_references(text: &str) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
     let mut rest = text;
