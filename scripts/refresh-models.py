@@ -2,6 +2,7 @@
 """Refresh crates/labrun-models/models/ from AWS's published service models, as the botocore package carries them.
 
     python3 scripts/refresh-models.py [BOTOCORE_VERSION]
+    python3 scripts/refresh-models.py --rewrite
 
 The default version is the botocore that the pinned LocalStack installs (see
 crates/labrun-harness/localstack-4.13.1.lock.txt), so labrun validates against the same API
@@ -9,6 +10,16 @@ descriptions the emulator serves. For each service in SERVICES it keeps the newe
 only: service-2 (operations and shapes), paginators-1 and waiters-2, each gzip-compressed, plus
 botocore's LICENSE and NOTICE and a VERSION file. Only the Python standard library and pip are
 used; nothing is installed.
+
+service-2 is stored without its `documentation` (the API reference's prose, about 70 % of the
+bytes; labrun never reads or prints it) and without indentation, so the first load of a service
+in a process has a quarter of the JSON to gunzip and parse. Every other field stays as
+botocore has it, so a field labrun starts reading is there without a new download.
+paginators-1 and waiters-2 are stored as botocore ships them.
+
+--rewrite applies the same stripping to the files already in models/ (no download, nothing
+else changes). Stripping is idempotent and the gzip output has no time stamp or file name, so a
+refresh and a rewrite of the same botocore version give the same bytes.
 """
 
 import gzip
@@ -43,7 +54,53 @@ def default_version() -> str:
     return m.group(1)
 
 
+def strip(model: dict) -> dict:
+    """A service-2 model without its prose: `documentation` of the service, of each operation
+    and the shapes it refers to, of each shape and each member, of each client context
+    parameter. Walks the model's structure, so a member that happens to be named
+    `documentation` stays."""
+    model.pop("documentation", None)
+    for param in model.get("clientContextParams", {}).values():
+        param.pop("documentation", None)
+    for op in model.get("operations", {}).values():
+        op.pop("documentation", None)
+        for ref in [op.get("input"), op.get("output"), *op.get("errors", [])]:
+            if ref is not None:
+                ref.pop("documentation", None)
+    for shape in model.get("shapes", {}).values():
+        shape.pop("documentation", None)
+        for member in [*shape.get("members", {}).values(), *(shape[k] for k in ("member", "key", "value") if k in shape)]:
+            member.pop("documentation", None)
+    return model
+
+
+def store(name: str, data: bytes) -> bytes:
+    """The gzip-compressed bytes to commit for botocore's file `name` with content `data`."""
+    parsed = json.loads(data)  # refuse to ship a file that does not parse
+    if name == "service-2.json":
+        data = json.dumps(strip(parsed), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # mtime=0 and no file name: the same input gives the same bytes, so refreshes diff cleanly.
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as g:
+        g.write(data)
+    return buf.getvalue()
+
+
+def rewrite() -> None:
+    """Re-store the files already in models/ (the same version, stripped as store() does)."""
+    for path in sorted(MODELS.glob("*/*.json.gz")):
+        path.write_bytes(store(path.name.removesuffix(".gz"), gzip.decompress(path.read_bytes())))
+    report((MODELS / "VERSION").read_text().strip())
+
+
+def report(what: str) -> None:
+    total = sum(p.stat().st_size for p in MODELS.rglob("*") if p.is_file())
+    print(f"refresh-models: {len(SERVICES)} services from {what}, {total} bytes in {MODELS.relative_to(ROOT)}")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--rewrite"]:
+        return rewrite()
     version = sys.argv[1] if len(sys.argv) > 1 else default_version()
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
@@ -71,19 +128,13 @@ def main() -> None:
                         data = z.read(base)
                     else:
                         continue
-                    json.loads(data)  # refuse to ship a file that does not parse
-                    # mtime=0: the same input gives the same bytes, so refreshes diff cleanly.
-                    buf = io.BytesIO()
-                    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as g:
-                        g.write(data)
-                    (out / service / f"{f}.gz").write_bytes(buf.getvalue())
+                    (out / service / f"{f}.gz").write_bytes(store(f, data))
                 (out / service / "API_VERSION").write_text(newest + "\n")
             dist = f"botocore-{version}.dist-info"
             (out / "LICENSE.txt").write_bytes(z.read(f"{dist}/LICENSE.txt"))
             (out / "NOTICE").write_bytes(z.read(f"{dist}/NOTICE"))
             (out / "VERSION").write_text(f"botocore {version}\n")
-    total = sum(p.stat().st_size for p in MODELS.rglob("*") if p.is_file())
-    print(f"refresh-models: {len(SERVICES)} services from botocore {version}, {total} bytes in {MODELS.relative_to(ROOT)}")
+    report(f"botocore {version}")
 
 
 if __name__ == "__main__":

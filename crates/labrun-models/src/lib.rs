@@ -1,10 +1,13 @@
 //! AWS's published service models, as the botocore package carries them (Apache-2.0; see
 //! `models/LICENSE.txt` and `models/NOTICE`), for the services workshops use.
 //!
-//! The files are embedded gzip-compressed (`scripts/refresh-models.py` refreshes them) and a
-//! service is decompressed and parsed only when first asked for, then kept for the process: a
-//! workshop that uses EC2 and IAM pays for those two, not for the other thirty. Nothing here
-//! does I/O or prints.
+//! The files are embedded gzip-compressed (`scripts/refresh-models.py` refreshes them, without
+//! the API reference's prose) and a service is decompressed and parsed only when first asked
+//! for, then kept for the process: a workshop that uses EC2 and IAM pays for those two, not for
+//! the other thirty. Within a service, its metadata, operations, paginators and waiters are
+//! parsed then; a shape is parsed when first asked for (EC2 has 3,900 shapes, a workshop's steps
+//! reach a few hundred), from the decompressed JSON the service keeps. Nothing here does I/O or
+//! prints.
 //!
 //! The shapes are kept close to the JSON model: names as AWS spells them (`CidrBlock`), the
 //! wire details (`location`, `locationName`, `flattened`) as they are, so the protocol layer
@@ -13,6 +16,7 @@
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -26,14 +30,13 @@ pub enum ModelError {
 }
 
 /// One service: its metadata, operations, shapes, paginators and waiters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Service {
     pub metadata: Metadata,
     pub operations: BTreeMap<String, Operation>,
-    pub shapes: HashMap<String, Shape>,
-    #[serde(skip)]
+    /// By name, each parsed on first use: [`Service::shape`].
+    shapes: Shapes,
     pub paginators: BTreeMap<String, Paginator>,
-    #[serde(skip)]
     pub waiters: BTreeMap<String, serde_json::Value>,
 }
 
@@ -265,8 +268,13 @@ impl OneOrMany {
 }
 
 impl Service {
+    /// The shape `name`, parsed the first time it is asked for.
     pub fn shape(&self, name: &str) -> Option<&Shape> {
         self.shapes.get(name)
+    }
+    /// Every shape's name, in no particular order.
+    pub fn shape_names(&self) -> impl Iterator<Item = &str> {
+        self.shapes.by_name.keys().map(|k| &**k)
     }
     /// The input structure of an operation, if it takes one.
     pub fn input(&self, operation: &str) -> Option<&Shape> {
@@ -287,7 +295,7 @@ pub fn services() -> impl Iterator<Item = &'static str> {
 }
 
 /// The model of `name` (botocore's folder name: `ec2`, `cognito-idp`, ...), decompressed and
-/// parsed on first use and shared afterwards.
+/// parsed on first use (each shape when first asked for) and shared afterwards.
 pub fn load(name: &str) -> Result<Arc<Service>, ModelError> {
     static CACHE: OnceLock<Mutex<HashMap<&'static str, Arc<Service>>>> = OnceLock::new();
     let Some(&(key, _, service, paginators, waiters)) = EMBEDDED.iter().find(|(s, ..)| *s == name) else {
@@ -298,7 +306,7 @@ pub fn load(name: &str) -> Result<Arc<Service>, ModelError> {
         return Ok(s.clone());
     }
     // Parsed outside the lock: two threads may both parse a service once; neither waits.
-    let mut parsed: Service = parse(key, "service-2", service)?;
+    let mut parsed = parse_service(key, gunzip(key, "service-2", service)?)?;
     if let Some(p) = paginators {
         #[derive(Deserialize)]
         struct File {
@@ -318,9 +326,264 @@ pub fn load(name: &str) -> Result<Arc<Service>, ModelError> {
     Ok(parsed)
 }
 
+fn gunzip(service: &str, file: &'static str, gz: &[u8]) -> Result<Vec<u8>, ModelError> {
+    // The gzip trailer ends with the text's size: one allocation, no copying as it grows.
+    let size = gz.last_chunk::<4>().map_or(0, |n| u32::from_le_bytes(*n) as usize);
+    let mut text = Vec::with_capacity(size.min(64 << 20));
+    flate2::read::GzDecoder::new(gz).read_to_end(&mut text).map_err(|e| ModelError::Damaged {
+        service: service.to_string(),
+        file,
+        reason: e.to_string(),
+    })?;
+    Ok(text)
+}
+
 fn parse<T: serde::de::DeserializeOwned>(service: &str, file: &'static str, gz: &[u8]) -> Result<T, ModelError> {
-    let damaged = |reason: String| ModelError::Damaged { service: service.to_string(), file, reason };
-    let mut text = Vec::new();
-    flate2::read::GzDecoder::new(gz).read_to_end(&mut text).map_err(|e| damaged(e.to_string()))?;
-    serde_json::from_slice(&text).map_err(|e| damaged(e.to_string()))
+    serde_json::from_slice(&gunzip(service, file, gz)?).map_err(|e| ModelError::Damaged {
+        service: service.to_string(),
+        file,
+        reason: e.to_string(),
+    })
+}
+
+/// A service-2 file: its metadata and operations parsed, its shapes only found (where each one's
+/// JSON is), so that a service of thousands of shapes costs a scan of its text.
+fn parse_service(service: &str, json: Vec<u8>) -> Result<Service, ModelError> {
+    let damaged = |reason: String| ModelError::Damaged { service: service.to_string(), file: "service-2", reason };
+    let (mut metadata, mut operations, mut has_shapes) = (None, None, false);
+    let mut by_name = HashMap::new();
+    let mut scan = Scan { b: &json, i: 0 };
+    scan.object(|scan, key| match key {
+        b"metadata" => scan.value().map(|at| metadata = Some(at)),
+        b"operations" => scan.value().map(|at| operations = Some(at)),
+        b"shapes" => {
+            has_shapes = true;
+            scan.object(|scan, name| {
+                let name: Box<str> = if name.contains(&b'\\') {
+                    // Shape names are identifiers; this is for the one that would not be.
+                    serde_json::from_slice::<String>(&[b"\"", name, b"\""].concat()).ok()?.into()
+                } else {
+                    std::str::from_utf8(name).ok()?.into()
+                };
+                let at = scan.value()?;
+                by_name.insert(name, LazyShape { at, parsed: OnceLock::new() });
+                Some(())
+            })
+        }
+        _ => scan.value().map(drop),
+    })
+    .and_then(|()| scan.end())
+    .ok_or_else(|| damaged(format!("not a JSON object of the expected form (at byte {})", scan.i)))?;
+    let part = |name: &str, at: Option<Range<usize>>| at.ok_or_else(|| damaged(format!("no `{name}`")));
+    let metadata = serde_json::from_slice(&json[part("metadata", metadata)?]).map_err(|e| damaged(format!("metadata: {e}")))?;
+    let operations = serde_json::from_slice(&json[part("operations", operations)?]).map_err(|e| damaged(format!("operations: {e}")))?;
+    if !has_shapes {
+        return Err(damaged("no `shapes`".into()));
+    }
+    Ok(Service {
+        metadata,
+        operations,
+        shapes: Shapes { json: json.into_boxed_slice(), by_name },
+        paginators: BTreeMap::new(),
+        waiters: BTreeMap::new(),
+    })
+}
+
+/// A service's shapes: the service-2 text, and where in it each shape is.
+struct Shapes {
+    json: Box<[u8]>,
+    by_name: HashMap<Box<str>, LazyShape>,
+}
+
+struct LazyShape {
+    at: Range<usize>,
+    /// None: the shape's JSON is not a shape (the tests parse every embedded one). Boxed: a
+    /// shape is large, and most are never parsed.
+    parsed: OnceLock<Option<Box<Shape>>>,
+}
+
+impl Shapes {
+    fn get(&self, name: &str) -> Option<&Shape> {
+        let lazy = self.by_name.get(name)?;
+        lazy.parsed.get_or_init(|| serde_json::from_slice(&self.json[lazy.at.clone()]).ok()).as_deref()
+    }
+}
+
+impl std::fmt::Debug for Shapes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parsed = self.by_name.values().filter(|s| s.parsed.get().is_some()).count();
+        write!(f, "Shapes {{ {} shapes, {parsed} parsed }}", self.by_name.len())
+    }
+}
+
+/// Finds the parts of a JSON text without building anything. It only delimits: the parts it
+/// finds are parsed by serde_json, which rejects what is not JSON.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn space(&mut self) {
+        while matches!(self.b.get(self.i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.space();
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    /// Nothing but white space is left.
+    fn end(&mut self) -> Option<()> {
+        self.space();
+        (self.i == self.b.len()).then_some(())
+    }
+
+    /// A string; what is between its quotes, as written.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let (b, start) = (self.b, self.i);
+        loop {
+            self.i += b.get(self.i..)?.iter().position(|&c| c == b'"' || c == b'\\')?;
+            if b[self.i] == b'"' {
+                self.i += 1;
+                return Some(&b[start..self.i - 1]);
+            }
+            self.i += 2;
+        }
+    }
+
+    /// Any value, whole.
+    fn value(&mut self) -> Option<Range<usize>> {
+        self.space();
+        let start = self.i;
+        match *self.b.get(self.i)? {
+            b'"' => {
+                self.string()?;
+            }
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match *self.b.get(self.i)? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            _ => {
+                while !matches!(self.b.get(self.i), None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')) {
+                    self.i += 1;
+                }
+            }
+        }
+        (self.i > start).then_some(start..self.i)
+    }
+
+    /// An object, member by member: `each` is given the key (between its quotes, as written)
+    /// and the scanner at the value, which it reads.
+    fn object(&mut self, mut each: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            each(self, key)?;
+            if self.eat(b',').is_none() {
+                return self.eat(b'}');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(json: &str) -> Result<Service, ModelError> {
+        parse_service("test", json.as_bytes().to_vec())
+    }
+
+    const META: &str = r#""metadata":{"apiVersion":"1","endpointPrefix":"t","protocol":"json","serviceId":"T"}"#;
+
+    /// Finding the shapes in the text and parsing them one at a time gives what parsing the
+    /// whole file at once gives, for every shape of every embedded service.
+    #[test]
+    fn shapes_parsed_one_by_one_are_the_shapes_of_the_whole_file() {
+        #[derive(Deserialize)]
+        struct Whole {
+            shapes: HashMap<String, Shape>,
+        }
+        for &(name, _, gz, ..) in EMBEDDED {
+            let json = gunzip(name, "service-2", gz).unwrap();
+            let whole: Whole = serde_json::from_slice(&json).unwrap();
+            let svc = parse_service(name, json).unwrap();
+            assert_eq!(svc.shape_names().count(), whole.shapes.len(), "{name}");
+            for (shape, expected) in &whole.shapes {
+                let got = svc.shape(shape).unwrap_or_else(|| panic!("{name}: {shape} does not parse"));
+                assert_eq!(format!("{got:?}"), format!("{expected:?}"), "{name}: {shape}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_scan_delimits_strings_escapes_nesting_and_white_space() {
+        let svc = service(&format!(
+            r#" {{ "version" : "2.0", "n": -1.5e3, "t": true, "x": [ {{}}, [], "]}}\"{{" ] , {META},
+                "operations" : {{ }},
+                "shapes" : {{
+                    "A" : {{ "type" : "structure", "members" : {{ "B\"]}}" : {{ "shape" : "Str\\ing" }} }} }},
+                    "Str\u0069ng" : {{"type":"string","enum":["}}","\\"]}},
+                    "E": {{"type":"structure","members":{{}}}}
+                }} }}
+            "#
+        ))
+        .unwrap();
+        let mut names: Vec<&str> = svc.shape_names().collect();
+        names.sort();
+        assert_eq!(names, ["A", "E", "String"]);
+        assert_eq!(svc.shape("A").unwrap().members["B\"]}"].shape, "Str\\ing");
+        assert_eq!(svc.shape("String").unwrap().enum_values, ["}", "\\"]);
+        assert!(svc.shape("E").unwrap().members.is_empty());
+        assert_eq!(svc.metadata.endpoint_prefix, "t");
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_not_a_panic() {
+        let cases = [
+            String::new(),
+            "[]".into(),
+            "{".into(),
+            format!(r#"{{{META},"operations":{{}},"shapes":{{"A":{{"type":"string"}}"#),
+            format!(r#"{{{META},"operations":{{}},"shapes":{{"A":"#),
+            format!(r#"{{{META},"operations":{{}},"shapes":{{"A":{{"type":"str"#),
+            format!(r#"{{{META},"operations":{{}},"shapes":{{}}}} trailing"#),
+            format!(r#"{{{META},"operations":{{}}}}"#),
+            format!(r#"{{{META},"operations":[],"shapes":{{}}}}"#),
+            r#"{"operations":{},"shapes":{}}"#.into(),
+        ];
+        for json in &cases {
+            let e = service(json).map(|_| ()).unwrap_err();
+            assert!(matches!(&e, ModelError::Damaged { file: "service-2", .. }), "{json}: {e}");
+        }
+        // A shape is parsed when asked for: one that is not a shape is not there.
+        let svc = service(&format!(r#"{{{META},"operations":{{}},"shapes":{{"A":{{"type":1}},"B":{{"type":"string"}}}}}}"#)).unwrap();
+        assert!(svc.shape("A").is_none());
+        assert_eq!(svc.shape("B").unwrap().kind, "string");
+    }
 }
