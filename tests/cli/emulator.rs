@@ -51,12 +51,23 @@ async fn a_change_behind_labruns_back_fails_the_check_with_what_to_fix() {
     let vpc = vpcs["Vpcs"][0]["VpcId"].clone();
     call(&b, "ec2:ModifyVpcAttribute", json!({"VpcId": vpc, "EnableDnsHostnames": {"Value": false}})).await;
 
-    let r = on_emulator(labs.path(), &acct, &["check", "labs/3.2.1"]);
+    let r = on_emulator(labs.path(), &acct, &["check", "labs/3.2.1", "--report", "json", "c.json", "--report", "junit", "c.xml"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert_eq!(failed_steps(&r.stdout), ["dns-hostnames-on"]);
     assert!(r.stdout.contains("EnableDnsHostnames.Value: expected true, found false"), "{}", r.stdout);
     assert!(r.stdout.contains("hint: VPC console → Your VPCs → Lab VPC → Actions → Edit VPC settings"), "{}", r.stdout);
     assert!(r.stdout.contains("3.2.1-enablevpcdns/_index.md:28:3"), "{}", r.stdout);
+    // The failing key is drawn in its file, as `validate` draws a problem: line 32, column 13.
+    assert!(r.stdout.contains("3.2.1-enablevpcdns/_index.md:32:13]"), "{}", r.stdout);
+    assert!(r.stdout.contains(r#"expect: { "EnableDnsHostnames.Value": true }"#), "{}", r.stdout);
+    assert!(r.stdout.contains("╰── expected true"), "{}", r.stdout);
+    // The reports carry that line too.
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(labs.path().join("c.json")).unwrap()).unwrap();
+    let step = report["report"]["chapters"][0]["steps"].as_array().unwrap().iter().find(|s| s["id"] == "dns-hostnames-on").unwrap().clone();
+    assert_eq!(step["mismatches"][0]["location"]["line"], json!(32), "{step}");
+    let junit = std::fs::read_to_string(labs.path().join("c.xml")).unwrap();
+    let case = junit.lines().find(|l| l.contains("name=\"dns-hostnames-on\"")).unwrap_or_default();
+    assert!(case.contains("line=\"32\""), "{junit}");
     on_emulator(labs.path(), &acct, &["down", "labs/"]);
 }
 

@@ -9,6 +9,22 @@ pub struct Mismatch {
     pub path: String,
     pub expected: String,
     pub actual: Value,
+    /// `file:line:col` of the `expect`/`until` key that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<labrun_lab::Location>,
+    /// The key in its source, for a snippet with a caret.
+    #[serde(skip)]
+    pub source: Option<labrun_lab::diag::SourceRef>,
+    /// What the actual value means, one line each, when the operation explains it (the
+    /// reachability check's failing conditions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+impl Mismatch {
+    pub fn new(path: impl Into<String>, expected: impl Into<String>, actual: Value) -> Self {
+        Mismatch { path: path.into(), expected: expected.into(), actual, location: None, source: None, details: Vec::new() }
+    }
 }
 
 impl std::fmt::Display for Mismatch {
@@ -36,7 +52,11 @@ pub fn search(expr: &str, data: &Value) -> Result<Value, String> {
 pub fn check(assertion: &Assertion, matcher: &Matcher, response: &Value) -> Result<Option<Mismatch>, String> {
     let actual = assertion.path.search(response)?;
     let ok = matches(matcher, &actual);
-    Ok((!ok).then(|| Mismatch { path: assertion.path.to_string(), expected: describe(matcher), actual }))
+    Ok((!ok).then(|| Mismatch {
+        location: Some(assertion.location.clone()),
+        source: assertion.source.clone(),
+        ..Mismatch::new(assertion.path.to_string(), describe(matcher), actual)
+    }))
 }
 
 pub fn matches(matcher: &Matcher, actual: &Value) -> bool {

@@ -486,7 +486,7 @@ impl Engine {
             };
             // A waiter that succeeds on an error (`TableNotExists`) leaves no response: `null`.
             let body = response.as_ref().unwrap_or(&Value::Null);
-            let mismatches = self.evaluate(&step.until, body, &ctx)?;
+            let mismatches = self.evaluate(&step.until, body, &ctx, step.op.synthetic)?;
             if waiting.is_none() && mismatches.is_empty() {
                 break;
             }
@@ -526,7 +526,7 @@ impl Engine {
         }
         let response = response.unwrap_or(Value::Null);
         let outputs = self.outputs(step, &response)?;
-        let mismatches = self.evaluate(&step.expect, &response, &ctx)?;
+        let mismatches = self.evaluate(&step.expect, &response, &ctx, step.op.synthetic)?;
         Ok((mismatches, outputs))
     }
 
@@ -769,11 +769,21 @@ impl Engine {
             .collect()
     }
 
-    fn evaluate(&self, assertions: &[labrun_lab::Assertion], response: &Value, ctx: &Context) -> Result<Vec<Mismatch>, String> {
+    /// Checks assertions; `synthetic` answers (labrun's own checks) explain their mismatches.
+    fn evaluate(
+        &self,
+        assertions: &[labrun_lab::Assertion],
+        response: &Value,
+        ctx: &Context,
+        synthetic: bool,
+    ) -> Result<Vec<Mismatch>, String> {
         let mut out = Vec::new();
         for a in assertions {
             let matcher = self.render_matcher(&a.matcher, ctx)?;
-            if let Some(m) = assert::check(a, &matcher, response)? {
+            if let Some(mut m) = assert::check(a, &matcher, response)? {
+                if synthetic {
+                    m.details = crate::reachability::explain(&m.actual);
+                }
                 out.push(m);
             }
         }

@@ -235,6 +235,19 @@ pub async fn check(b: &dyn Backend, params: &Value) -> Result<Value, CallError> 
     Ok(finish(instance_id, r, path, Some(if public.is_some() { "internet" } else { "vpc-endpoints" })))
 }
 
+/// The failing conditions in a check's `Failed` list, one line each (`name [resource]: detail`),
+/// so a report can show them without knowing this answer's layout. Empty for anything else.
+pub fn explain(actual: &Value) -> Vec<String> {
+    let Some(items) = actual.as_array().filter(|a| a.iter().all(|c| c.get("Name").is_some())) else { return Vec::new() };
+    items
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            format!("{} [{}]: {}", s("Name"), s("Resource"), s("Detail"))
+        })
+        .collect()
+}
+
 /// Entry point used by the engine for the synthetic operation.
 pub async fn call(b: &dyn Backend, op: &Operation, params: &Value) -> Result<Value, CallError> {
     debug_assert!(op.synthetic);

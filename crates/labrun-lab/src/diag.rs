@@ -43,6 +43,26 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// A span of a loaded source, kept on what the engine evaluates (an `expect` key) so a failure
+/// at run time is drawn with the same snippet and caret as a validation error.
+#[derive(Debug, Clone)]
+pub struct SourceRef {
+    pub file: Arc<SourceFile>,
+    pub span: crate::yaml::Span,
+}
+
+impl PartialEq for SourceRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.file.path == other.file.path && self.span == other.span
+    }
+}
+
+impl SourceRef {
+    pub fn location(&self) -> Location {
+        self.file.location(self.span.start)
+    }
+}
+
 /// A place in a lab source, kept on steps so run-time reports can point back at them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Location {

@@ -167,6 +167,9 @@ pub struct Assertion {
     pub path: crate::compiled::Query,
     pub matcher: Matcher,
     pub location: Location,
+    /// The key in its file, for drawing a failure at run time.
+    #[serde(skip)]
+    pub source: Option<crate::diag::SourceRef>,
 }
 
 /// What the value at an assertion's path must look like. Expected values may hold templates.

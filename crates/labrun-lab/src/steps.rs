@@ -518,7 +518,12 @@ fn read_assertions(node: &Node, sink: &mut Sink<'_>) -> Vec<Assertion> {
             continue;
         }
         if let Some(matcher) = read_matcher(v, sink) {
-            out.push(Assertion { path: Query::new(&path), matcher, location: sink.source.location(k.span.start) });
+            out.push(Assertion {
+                path: Query::new(&path),
+                matcher,
+                location: sink.source.location(k.span.start),
+                source: Some(crate::diag::SourceRef { file: sink.source.clone(), span: k.span }),
+            });
         }
     }
     out
