@@ -16,8 +16,37 @@ use std::path::PathBuf;
                   A bare path runs it: `labrun labs/3.2` is `labrun run labs/3.2`."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Output options, the same on every command (`labrun test --plain`, `labrun validate -q`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Colour: `auto` colours a terminal unless NO_COLOR is set or CLICOLOR=0 (CLICOLOR_FORCE=1
+    /// forces it); `always` and `never` override all of them
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, env = "LABRUN_COLOR")]
+    pub color: ColorWhen,
+    /// Only errors and the final summary
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on standard error: -v retries and polls as they happen, -vv debug events
+    /// including the AWS SDK's (RUST_LOG, if set, chooses instead; at most debug level)
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Plain lines instead of progress spinners (also when CI is set or output is not a terminal)
+    #[arg(long, global = true)]
+    pub plain: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +78,16 @@ pub enum Command {
         (`labrun schema lambda:CreateFunction`): that one. A schema of every operation of every service \
         would be about 7 MB, so it is asked for one service at a time.")]
     Schema(SchemaArgs),
+    /// Print a shell completion script: `labrun completions bash > ~/.local/share/bash-completion/completions/labrun`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `labrun man | man -l -`
+    Man {
+        /// A command's own page instead (`labrun man run`)
+        command: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -69,26 +108,47 @@ pub struct PathArg {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub path: PathArg,
-    /// `human`: with source snippets; `short`: one line per problem
+    /// `human`: with source snippets; `short`: one line per problem; `github`: GitHub Actions
+    /// annotations (`::error file=…,line=…,col=…,title=CODE::MESSAGE`) on standard output
     #[arg(long, value_enum, default_value_t = DiagFormat::Human)]
     pub format: DiagFormat,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DiagFormat {
     Human,
     Short,
+    Github,
+}
+
+/// Variables: `--var` and `--var-file`, wherever a chapter is rendered.
+#[derive(Debug, Args)]
+pub struct VarArgs {
+    /// Override a variable: --var key=value (repeatable; wins over --var-file)
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Variables from a YAML or JSON mapping (repeatable; a later file wins over an earlier one)
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+/// `--report`, the same on every command that produces results (run, check, down, test).
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Write a report: --report json FILE or --report junit FILE (repeatable; FILE is
+    /// overwritten, relative to the working directory)
+    #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"], action = clap::ArgAction::Append)]
+    pub report: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub path: PathArg,
-    /// Override a variable: --var key=value (repeatable)
-    #[arg(long = "var", value_name = "KEY=VALUE")]
-    pub vars: Vec<String>,
-    /// Region used in rendered calls
-    #[arg(long, env = "AWS_REGION")]
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Region used in rendered calls (default: AWS_REGION, then the workshop's)
+    #[arg(long, env = "LABRUN_REGION")]
     pub region: Option<String>,
 }
 
@@ -105,16 +165,16 @@ pub struct TargetedArgs {
     #[command(flatten)]
     pub path: PathArg,
     /// Where calls go
-    #[arg(long, value_enum, default_value_t = Target::Emulator)]
+    #[arg(long, value_enum, default_value_t = Target::Emulator, env = "LABRUN_TARGET")]
     pub target: Target,
     /// Emulator endpoint URL (default: AWS_ENDPOINT_URL, then 127.0.0.1:4566, then a LocalStack labrun starts)
-    #[arg(long)]
+    #[arg(long, env = "LABRUN_ENDPOINT")]
     pub endpoint: Option<String>,
     /// Region (default: AWS_REGION, the profile's, then the workshop's)
-    #[arg(long)]
+    #[arg(long, env = "LABRUN_REGION")]
     pub region: Option<String>,
     /// AWS profile for --target aws (default: AWS_PROFILE)
-    #[arg(long)]
+    #[arg(long, env = "LABRUN_PROFILE")]
     pub profile: Option<String>,
     /// Allow this AWS account id for --target aws, in addition to workshop.yaml's `accounts` (repeatable)
     #[arg(long = "account", value_name = "ID")]
@@ -125,18 +185,10 @@ pub struct TargetedArgs {
     /// Do not ask for confirmation before changing a real AWS account
     #[arg(long)]
     pub yes: bool,
-    /// Plain lines instead of progress spinners
-    #[arg(long)]
-    pub plain: bool,
-    /// Write a report: --report json FILE or --report junit FILE (repeatable)
-    #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"], action = clap::ArgAction::Append)]
-    pub report: Vec<String>,
-    /// Override a variable: --var key=value (repeatable)
-    #[arg(long = "var", value_name = "KEY=VALUE")]
-    pub vars: Vec<String>,
-    /// Show retries and polls as they happen
-    #[arg(long, short)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 #[derive(Debug, Args)]
@@ -153,20 +205,19 @@ pub struct TestArgs {
     #[command(flatten)]
     pub path: PathArg,
     /// Chapters tested at once
-    #[arg(long, short, default_value_t = 2)]
+    #[arg(long, short, default_value_t = 2, env = "LABRUN_JOBS")]
     pub jobs: usize,
     /// Test only shard K of N (1-based), e.g. --shard 1/2, to split chapters across CI machines
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
     /// Emulator endpoint URL (default as for `run`)
-    #[arg(long)]
+    #[arg(long, env = "LABRUN_ENDPOINT")]
     pub endpoint: Option<String>,
-    /// Region
-    #[arg(long)]
+    /// Region (default: AWS_REGION, then the workshop's)
+    #[arg(long, env = "LABRUN_REGION")]
     pub region: Option<String>,
-    /// Write a report: --report json FILE or --report junit FILE (repeatable)
-    #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"], action = clap::ArgAction::Append)]
-    pub report: Vec<String>,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// Test under real-AWS conditions: a proxy between labrun and the emulator injects
     /// throttling, 5xx, latency, resets, lost answers and eventual consistency, reproducibly
     /// from SEED (a number)
@@ -194,18 +245,46 @@ pub enum EmulatorAction {
     Status,
 }
 
-pub const SUBCOMMANDS: &[&str] = &["run", "check", "down", "plan", "validate", "list", "test", "emulator", "schema", "help"];
+pub const SUBCOMMANDS: &[&str] =
+    &["run", "check", "down", "plan", "validate", "list", "test", "emulator", "schema", "completions", "man", "help"];
 
-/// `labrun labs/3.2` means `labrun run labs/3.2`.
+/// Global options that take a value as the next word (`--color never`).
+const GLOBAL_WITH_VALUE: &[&str] = &["--color"];
+
+/// `labrun labs/3.2` means `labrun run labs/3.2`; so does `labrun -q --color never labs/3.2`
+/// (global output options may come first).
 pub fn with_implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let first = args.get(1).and_then(|a| a.to_str()).map(str::to_string);
-    if let Some(first) = first
-        && !first.starts_with('-')
-        && !SUBCOMMANDS.contains(&first.as_str())
-    {
-        args.insert(1, "run".into());
+    let mut i = 1;
+    while let Some(word) = args.get(i).and_then(|a| a.to_str()) {
+        if GLOBAL_WITH_VALUE.contains(&word) {
+            i += 2;
+        } else if word.starts_with('-') {
+            i += 1;
+        } else {
+            if !SUBCOMMANDS.contains(&word) {
+                args.insert(i, "run".into());
+            }
+            break;
+        }
     }
     args
+}
+
+/// The `--color` choice before clap has parsed anything, so that clap's own help and errors
+/// follow it too (the last `--color` wins, as clap does; else LABRUN_COLOR).
+pub fn color_from_args(args: &[std::ffi::OsString]) -> ColorWhen {
+    let mut value = std::env::var("LABRUN_COLOR").ok();
+    let mut words = args.iter().skip(1).filter_map(|a| a.to_str());
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        } else if word == "--color" {
+            value = words.next().map(str::to_string);
+        } else if let Some(v) = word.strip_prefix("--color=") {
+            value = Some(v.to_string());
+        }
+    }
+    value.and_then(|v| ColorWhen::from_str(&v, true).ok()).unwrap_or(ColorWhen::Auto)
 }
 
 /// Parses `--report FORMAT FILE` pairs.

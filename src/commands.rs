@@ -1,13 +1,13 @@
 //! One function per command: load, connect, drive the engine, print, map to an exit code.
 
 use crate::CliError;
-use crate::cli::{self, Command, DiagFormat, EmulatorAction, Target, TargetedArgs};
+use crate::cli::{self, Command, DiagFormat, EmulatorAction, Target, TargetedArgs, VarArgs};
 use crate::report;
-use crate::ui::Ui;
+use crate::ui::{self, Ui};
 use labrun_aws::{AwsBackend, Connect, TargetKind};
-use labrun_exec::{Backend, Engine, Ledger, RunReport, Status, TargetInfo};
+use labrun_exec::{Backend, DownReport, Engine, Ledger, RunReport, Status, TargetInfo};
 use labrun_harness::emulator::{self, Options};
-use labrun_lab::diag::{Diagnostic, render_plain};
+use labrun_lab::diag::{Diagnostic, Severity, render_plain};
 use labrun_lab::{Selection, Workshop};
 use serde_json::{Map, Value};
 use std::io::{BufRead, IsTerminal, Write};
@@ -32,7 +32,38 @@ pub fn run(command: Command) -> Result<(), CliError> {
         Command::Down(a) => block_on(targeted(a, Mode::Down)),
         Command::Test(a) => block_on(test(a)),
         Command::Emulator { action } => emulator_cmd(action),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut <cli::Cli as clap::CommandFactory>::command(), "labrun", &mut buf);
+            out!("{}", String::from_utf8_lossy(&buf));
+            Ok(())
+        }
+        Command::Man { command } => man(command.as_deref()),
     }
+}
+
+/// `labrun man`: the roff page of labrun, or of one command (`labrun man run`).
+fn man(command: Option<&str>) -> Result<(), CliError> {
+    let mut cmd = <cli::Cli as clap::CommandFactory>::command();
+    // Built, so that a command's page lists the global options and says `labrun run`.
+    cmd.build();
+    let page = match command {
+        None => cmd,
+        Some(name) => {
+            let sub = cmd.find_subcommand(name).filter(|c| c.get_name() != "help").cloned().ok_or_else(|| {
+                let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).filter(|n| *n != "help").collect();
+                CliError::Invalid(format!("no command `{name}` (one of {})", names.join(", ")))
+            })?;
+            // The page is named labrun-run(1), as git's are; a process prints one page, so the
+            // leaked name is a few bytes once.
+            let title: &'static str = Box::leak(format!("labrun-{name}").into_boxed_str());
+            sub.name(title).version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(page).render(&mut buf).map_err(|e| CliError::Environment(format!("cannot render the man page: {e}")))?;
+    out!("{}", String::from_utf8_lossy(&buf));
+    Ok(())
 }
 
 fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {
@@ -64,16 +95,27 @@ fn load(path: &Path, format: DiagFormat) -> Result<Selection, CliError> {
 }
 
 fn print_diagnostics(diags: &[Diagnostic], format: DiagFormat) {
+    // `-q`: errors only.
+    let quiet = ui::output().quiet;
+    let kept: Vec<Diagnostic> = diags.iter().filter(|d| !quiet || d.is_error()).cloned().collect();
+    let diags = &kept[..];
     match format {
         DiagFormat::Short => {
             for d in diags {
                 eprintln!("{}", d.one_line());
             }
         }
+        // Workflow commands are read from standard output.
+        DiagFormat::Github => {
+            for d in diags {
+                outln!("{}", github_annotation(d));
+            }
+        }
         DiagFormat::Human => {
-            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            if colour {
-                let handler = miette::GraphicalReportHandler::new();
+            // miette follows --color like everything else (its own default looks at the
+            // terminal and NO_COLOR only).
+            if ui::output().color_err {
+                let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode());
                 for d in diags {
                     let mut out = String::new();
                     let _ = handler.render_report(&mut out, &labrun_lab::diag::Report::new(d.clone()));
@@ -84,6 +126,31 @@ fn print_diagnostics(diags: &[Diagnostic], format: DiagFormat) {
             }
         }
     }
+}
+
+/// One GitHub Actions workflow command: `::error file=PATH,line=L,col=C,title=CODE::MESSAGE`
+/// (`::warning` for a warning), escaped as GitHub documents: `%`, CR and LF in the message;
+/// those and `:` and `,` in the properties.
+fn github_annotation(d: &Diagnostic) -> String {
+    fn data(s: &str) -> String {
+        s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    }
+    fn property(s: &str) -> String {
+        data(s).replace(':', "%3A").replace(',', "%2C")
+    }
+    let command = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let mut props = Vec::new();
+    if let Some(l) = d.location() {
+        props.push(format!("file={}", property(&l.file.display().to_string())));
+        props.push(format!("line={}", l.line));
+        props.push(format!("col={}", l.col));
+    }
+    props.push(format!("title={}", property(d.code)));
+    let help = d.help.as_ref().map(|h| format!(" (help: {h})")).unwrap_or_default();
+    format!("::{command} {}::{}", props.join(","), data(&format!("{}{help}", d.message)))
 }
 
 fn validate(path: &Path, format: DiagFormat) -> Result<(), CliError> {
@@ -115,7 +182,7 @@ fn list(path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn parse_vars(items: &[String], w: &Workshop, sel: &Selection) -> Result<Map<String, Value>, CliError> {
+fn parse_vars(args: &VarArgs, w: &Workshop, sel: &Selection) -> Result<Map<String, Value>, CliError> {
     let mut known: std::collections::HashSet<&String> = w.vars.keys().collect();
     for &i in &sel.chapters {
         known.extend(w.chapters[i].vars.keys());
@@ -123,27 +190,76 @@ fn parse_vars(items: &[String], w: &Workshop, sel: &Selection) -> Result<Map<Str
     for i in labrun_lab::prerequisites(w, &sel.chapters) {
         known.extend(w.chapters[i].vars.keys());
     }
+    let did_you_mean = |k: &str| {
+        let names: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
+        labrun_lab::catalog::did_you_mean(k, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+    };
     let mut out = Map::new();
-    for item in items {
+    // Files in order, a later one winning; then --var over all of them. As with Terraform's
+    // -var-file, a name the chapters do not use is a warning (one file may serve many
+    // chapters), while a --var typed for this command must name a variable.
+    for file in &args.var_files {
+        for (k, v) in var_file(file)? {
+            if known.contains(&k) {
+                out.insert(k, v);
+            } else {
+                tracing::warn!("--var-file {}: `{k}` is not a variable of these chapters{}; ignored", file.display(), did_you_mean(&k));
+            }
+        }
+    }
+    for item in &args.vars {
         let (k, v) = item.split_once('=').ok_or_else(|| CliError::Invalid(format!("--var takes KEY=VALUE, got `{item}`")))?;
         if !known.contains(&k.to_string()) {
-            let names: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
-            let hint =
-                labrun_lab::catalog::did_you_mean(k, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-            return Err(CliError::Invalid(format!("--var {k}: no such variable in these chapters{hint}")));
+            return Err(CliError::Invalid(format!("--var {k}: no such variable in these chapters{}", did_you_mean(k))));
         }
         // Numbers, booleans and JSON lists pass as such; anything else is a string.
         let value = serde_json::from_str(v).ok().filter(|v: &Value| !v.is_string()).unwrap_or_else(|| Value::String(v.to_string()));
         out.insert(k.to_string(), value);
     }
+    // Names only: a value may be a secret.
+    tracing::debug!(names = ?out.keys().collect::<Vec<_>>(), "variables set on the command line");
     Ok(out)
+}
+
+/// A `--var-file`: a YAML (or JSON, which is YAML) mapping of variable names to values,
+/// parsed like lab files (YAML 1.2 core, duplicate keys refused, the same size limits).
+fn var_file(path: &Path) -> Result<Map<String, Value>, CliError> {
+    let bad = |why: String| CliError::Invalid(format!("--var-file {}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => bad("no such file".into()),
+        _ => bad(format!("cannot read it: {e}")),
+    })?;
+    let source = labrun_lab::SourceFile::new(path, text);
+    let at = |offset: usize, why: &str| {
+        let (line, col) = source.line_col(offset);
+        CliError::Invalid(format!("--var-file {}:{line}:{col}: {why}", path.display()))
+    };
+    let root = labrun_lab::yaml::parse(&source.text, 0).map_err(|e| at(e.span.start, &e.message))?;
+    let mut vars = Map::new();
+    match &root.kind {
+        labrun_lab::yaml::Kind::Null => {}
+        labrun_lab::yaml::Kind::Map(entries) => {
+            for (k, v) in entries {
+                let name = k.as_str().ok_or_else(|| at(k.span.start, &format!("a variable name is text, found {}", k.type_name())))?;
+                vars.insert(name.to_string(), v.to_json());
+            }
+        }
+        _ => return Err(at(root.span.start, &format!("expected a mapping of variable names to values, found {}", root.type_name()))),
+    }
+    Ok(vars)
 }
 
 fn plan(a: cli::PlanArgs) -> Result<(), CliError> {
     let sel = load(&a.path.path, DiagFormat::Human)?;
     let w = &sel.loaded.workshop;
     let vars = parse_vars(&a.vars, w, &sel)?;
-    let region = a.region.unwrap_or_else(|| w.region.clone());
+    // As `run` resolves it: --region or LABRUN_REGION, AWS_REGION, AWS_DEFAULT_REGION, the workshop's.
+    let region = a
+        .region
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| w.region.clone());
+    tracing::debug!(%region, "plan");
     let prereqs = labrun_lab::prerequisites(w, &sel.chapters);
     if !prereqs.is_empty() {
         let names: Vec<&str> = prereqs.iter().map(|&i| w.chapters[i].label()).collect();
@@ -194,7 +310,7 @@ async fn connect(t: &TargetedArgs, w: &Workshop, mutating: bool, ui: &Ui) -> Res
         }
         Target::Aws => {
             if t.endpoint.is_some() {
-                return Err(CliError::Invalid("--target aws with --endpoint: refusing, as the two disagree".into()));
+                return Err(CliError::Invalid("--target aws with --endpoint (or LABRUN_ENDPOINT): refusing, as the two disagree".into()));
             }
             // AWS_ENDPOINT_URL and its per-service forms (AWS_ENDPOINT_URL_EC2, ...) would send
             // calls somewhere else while the header says "AWS".
@@ -283,13 +399,20 @@ fn run_id() -> String {
 }
 
 async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
-    let reports = cli::reports(&t.report).map_err(CliError::Invalid)?;
+    let reports = cli::reports(&t.report.report).map_err(CliError::Invalid)?;
     let sel = load(&t.path.path, DiagFormat::Human)?;
     let w = &sel.loaded.workshop;
     let vars = parse_vars(&t.vars, w, &sel)?;
-    let mut ui = Ui::new(t.plain);
-    ui.verbose = t.verbose;
-    let ui = Arc::new(ui);
+    // Names and places only: never a credential.
+    tracing::debug!(
+        target_kind = ?t.target,
+        endpoint = ?t.endpoint,
+        region = ?t.region,
+        profile = ?t.profile,
+        emulator_account = ?t.emulator_account,
+        "settings"
+    );
+    let ui = Arc::new(Ui::new());
     let mutating = !matches!(mode, Mode::Check);
     let backend = connect(&t, w, mutating, &ui).await?;
     let target = backend.target().clone();
@@ -304,6 +427,9 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
         Mode::Check => None,
         _ => Some(Arc::new(Ledger::open(&ledger_dir, &target).map_err(|e| CliError::Environment(e.to_string()))?)),
     };
+    if let Some(l) = &ledger {
+        tracing::debug!(ledger = %l.path().display(), "ledger");
+    }
     let mut engine = Engine::new(backend, ledger.clone(), ui.clone(), run_id());
     engine.var_overrides = vars;
     engine.selection = sel.chapters.iter().map(|&i| w.chapters[i].label().to_string()).collect();
@@ -333,9 +459,13 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
             let chapters: Option<Vec<String>> = (!whole).then(|| sel.chapters.iter().map(|&i| w.chapters[i].label().to_string()).collect());
             let r = engine.down(&w.id, chapters.as_deref()).await;
             for s in &r.swept {
-                ui.line(&format!("  ✔ swept by tag: {s}"));
+                ui.line(&format!("  {} swept by tag: {s}", ui.paint(ui::status_style(Status::Passed), "✔")));
             }
-            ui.line(&format!("down: {} change(s) undone, {} swept by tag", r.undone, r.swept.len()));
+            for (format, file) in &reports {
+                write_down_report(*format, file, &r, &target)
+                    .map_err(|e| CliError::Environment(format!("cannot write report {}: {e}", file.display())))?;
+            }
+            ui.summary(&format!("down: {} change(s) undone, {} swept by tag", r.undone, r.swept.len()));
             if let Some(l) = &ledger {
                 for (file, other, n) in labrun_exec::ledger::others(&ledger_dir, &w.id, l.path()) {
                     let place = match other {
@@ -354,7 +484,7 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
             }
             if !r.errors.is_empty() {
                 for e in &r.errors {
-                    ui.line(&format!("  ✘ {e}"));
+                    ui.summary(&format!("  {} {e}", ui.paint(ui::status_style(Status::Failed), "✘")));
                 }
                 return Err(CliError::Failed(format!(
                     "{} resource(s) could not be removed; they stay in the ledger, so `{down_cmd}` can retry",
@@ -372,6 +502,43 @@ async fn targeted(t: TargetedArgs, mode: Mode) -> Result<(), CliError> {
             finish(&ui, &r, &reports, &target, "check", &down_cmd)
         }
     }
+}
+
+/// `labrun down --report`: the same envelope as a run's JSON report (`command`, `target`,
+/// `report`); in JUnit, suite `down` with a case for the ledger replay (failed if interrupted),
+/// one per resource swept by tag and one failed case per resource that could not be removed.
+// Belongs beside write_run in report.rs (same writer, quick-junit); kept here while that file
+// has another owner.
+fn write_down_report(format: report::Format, path: &Path, r: &DownReport, target: &TargetInfo) -> std::io::Result<()> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let text = match format {
+        report::Format::Json => {
+            let mut s =
+                serde_json::to_string_pretty(&serde_json::json!({"command": "down", "target": target, "report": r})).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        report::Format::Junit => {
+            let failed = |message: &str| {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_message(message);
+                status
+            };
+            let mut suite = TestSuite::new("down");
+            let replay = if r.interrupted { failed("interrupted") } else { TestCaseStatus::success() };
+            suite.add_test_case(TestCase::new(format!("ledger: {} change(s) undone", r.undone), replay));
+            for swept in &r.swept {
+                suite.add_test_case(TestCase::new(format!("swept by tag: {swept}"), TestCaseStatus::success()));
+            }
+            for (i, e) in r.errors.iter().enumerate() {
+                suite.add_test_case(TestCase::new(format!("not removed {}", i + 1), failed(e)));
+            }
+            let mut report = Report::new("labrun");
+            report.add_test_suite(suite);
+            report.to_string().map_err(std::io::Error::other)?
+        }
+    };
+    std::fs::write(path, text)
 }
 
 /// The `labrun down` that undoes what this command built: the same path (its prerequisites
@@ -422,7 +589,7 @@ fn finish(
     }
     let count = |s: Status| r.steps().filter(|x| x.status == s).count();
     let (passed, failed, gaps, skipped) = (count(Status::Passed), count(Status::Failed), count(Status::Gap), count(Status::Skipped));
-    ui.line(&format!(
+    ui.summary(&format!(
         "{command}: {passed} passed, {failed} failed, {gaps} gap(s) (need real AWS), {skipped} skipped{}",
         if r.chapters.iter().any(|c| c.skipped.is_some()) {
             format!("; {} chapter(s) already in place", r.chapters.iter().filter(|c| c.skipped.is_some()).count())
@@ -443,7 +610,8 @@ fn finish(
 
 async fn test(a: cli::TestArgs) -> Result<(), CliError> {
     use futures::StreamExt;
-    let reports = cli::reports(&a.report).map_err(CliError::Invalid)?;
+    let reports = cli::reports(&a.report.report).map_err(CliError::Invalid)?;
+    let quiet = ui::output().quiet;
     let shard = match &a.shard {
         None => None,
         Some(s) => {
@@ -460,7 +628,11 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
     let sel = load(&a.path.path, DiagFormat::Human)?;
     let w = &sel.loaded.workshop;
     let endpoint = a.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-    let progress = |m: &str| outln!("emulator: {m}");
+    let progress = |m: &str| {
+        if !quiet {
+            outln!("emulator: {m}");
+        }
+    };
     let opts = Options::managed(endpoint, &progress);
     let emu = tokio::task::block_in_place(|| emulator::resolve(&opts)).map_err(|e| CliError::Environment(e.to_string()))?;
     let chapters = labrun_harness::labtest::testable(w, &sel.chapters, shard);
@@ -474,11 +646,15 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
             };
             let proxy = labrun_realism::start(&emu.endpoint, labrun_realism::Config { seed, faults, account_suffix: Some(6) })
                 .map_err(|e| CliError::Environment(format!("cannot start the fault proxy: {e}")))?;
-            outln!("faults: seed {seed}, proxy {} in front of {}", proxy.endpoint(), emu.endpoint);
+            if !quiet {
+                outln!("faults: seed {seed}, proxy {} in front of {}", proxy.endpoint(), emu.endpoint);
+            }
             Some(proxy)
         }
     };
-    outln!("testing {} chapter(s) on {} with {} job(s)", chapters.len(), emu.endpoint, a.jobs);
+    if !quiet {
+        outln!("testing {} chapter(s) on {} with {} job(s)", chapters.len(), emu.endpoint, a.jobs);
+    }
     let ledger_dir = std::env::temp_dir().join(format!("labrun-test-{}", run_id()));
     let topts = labrun_harness::labtest::TestOptions {
         endpoint: emu.endpoint.clone(),
@@ -490,20 +666,18 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
         ledger_dir: ledger_dir.clone(),
     };
     let started = std::time::Instant::now();
-    let quiet: Arc<dyn labrun_exec::Observer> = Arc::new(labrun_exec::Quiet);
+    let silent: Arc<dyn labrun_exec::Observer> = Arc::new(labrun_exec::Quiet);
     let mut results: Vec<labrun_harness::labtest::ChapterTest> = futures::stream::iter(chapters.iter().copied())
         .map(|i| {
-            let (topts, quiet) = (&topts, quiet.clone());
+            let (topts, silent) = (&topts, silent.clone());
             async move {
-                let r = labrun_harness::labtest::test_chapter(w, i, topts, quiet).await;
+                let r = labrun_harness::labtest::test_chapter(w, i, topts, silent).await;
                 let gaps = if r.gaps.is_empty() { String::new() } else { format!(" · {} gap(s)", r.gaps.len()) };
-                outln!(
-                    "{} {:<8} {} ({:.1}s){gaps}",
-                    if r.passed { "pass" } else { "FAIL" },
-                    r.chapter,
-                    r.title.trim(),
-                    r.elapsed_ms as f64 / 1000.0
-                );
+                // `-q` keeps the failures.
+                if quiet && r.passed {
+                    return (i, r);
+                }
+                outln!("{} {:<8} {} ({:.1}s){gaps}", result_word(r.passed, 0), r.chapter, r.title.trim(), r.elapsed_ms as f64 / 1000.0);
                 for f in &r.failures {
                     outln!("       {f}");
                 }
@@ -521,18 +695,23 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
     if results.iter().all(|r| r.passed) {
         let _ = std::fs::remove_dir_all(&ledger_dir);
     }
-    outln!("\n{:<9} {:<6} {:>7}  gaps", "chapter", "result", "time");
-    for r in &results {
-        outln!("{:<9} {:<6} {:>6.1}s  {}", r.chapter, if r.passed { "pass" } else { "FAIL" }, r.elapsed_ms as f64 / 1000.0, r.gaps.len());
+    if !quiet {
+        outln!("\n{:<9} {:<6} {:>7}  gaps", "chapter", "result", "time");
+        for r in &results {
+            outln!("{:<9} {} {:>6.1}s  {}", r.chapter, result_word(r.passed, 6), r.elapsed_ms as f64 / 1000.0, r.gaps.len());
+        }
     }
     let failed = results.iter().filter(|r| !r.passed).count();
     let gaps: usize = results.iter().map(|r| r.gaps.len()).sum();
     outln!(
-        "\ntest: {} passed, {failed} failed ({gaps} gap(s) need real AWS) in {:.1}s",
+        "{}test: {} passed, {failed} failed ({gaps} gap(s) need real AWS) in {:.1}s",
+        if quiet { "" } else { "\n" },
         results.len() - failed,
         started.elapsed().as_secs_f64()
     );
-    if let Some(r) = &realism {
+    if let Some(r) = &realism
+        && !quiet
+    {
         let st = r.stats();
         outln!(
             "faults injected: {} request(s), {} throttled, {} 5xx, {} reset, {} answer(s) lost after processing, {} not yet consistent, {} state(s) held back",
@@ -555,11 +734,22 @@ async fn test(a: cli::TestArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `pass` or `FAIL` for a chapter's result, padded to `width` (before it is painted, so that
+/// columns stay aligned), coloured when standard output takes colour.
+fn result_word(passed: bool, width: usize) -> String {
+    let (status, word) = if passed { (Status::Passed, "pass") } else { (Status::Failed, "FAIL") };
+    ui::paint(ui::output().color_out, ui::status_style(status), &format!("{word:<width$}"))
+}
+
 fn emulator_cmd(action: EmulatorAction) -> Result<(), CliError> {
     let cache = emulator::default_cache_dir();
     match action {
         EmulatorAction::Up => {
-            let progress = |m: &str| eprintln!("emulator: {m}");
+            let progress = |m: &str| {
+                if !ui::output().quiet {
+                    eprintln!("emulator: {m}");
+                }
+            };
             let opts = Options::managed(None, &progress);
             let e = emulator::up(&opts).map_err(|e| CliError::Environment(e.to_string()))?;
             print_emulator(&e);
@@ -612,5 +802,23 @@ fn print_emulator(e: &emulator::Emulator) {
     );
     if let Some(root) = &e.root {
         outln!("files:    {}", root.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labrun_lab::yaml::Span;
+
+    #[test]
+    fn github_annotations_escape_data_and_properties() {
+        let file = labrun_lab::SourceFile::new("labs/a,b:c.md", "x: 1\ny: 2\n");
+        let d = Diagnostic::error("labrun::odd", "100% sure\r\nsecond line").at(&file, Span::new(7, 8), "here");
+        assert_eq!(
+            github_annotation(&d),
+            "::error file=labs/a%2Cb%3Ac.md,line=2,col=3,title=labrun%3A%3Aodd::100%25 sure%0D%0Asecond line"
+        );
+        let w = Diagnostic::error("labrun::w", "no place").with_help("do this").warning();
+        assert_eq!(github_annotation(&w), "::warning title=labrun%3A%3Aw::no place (help: do this)");
     }
 }

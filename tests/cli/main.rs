@@ -3,8 +3,10 @@
 //! isolated from each other by account.
 
 mod common;
+mod conventions;
 mod emulator;
 mod faults;
+mod kit;
 mod offline;
 mod serverless;
 mod workshop;

@@ -211,3 +211,224 @@ fn a_symlink_loop_is_walked_once_with_a_warning() {
     assert!(r.stdout.contains("valid: 2 chapter(s), 0 step(s), 1 warning(s)"), "{}", r.stdout);
     assert!(r.stderr.contains("warning[labrun::symlink-loop]: `1-a/1.1-b/loop` links back to"), "{}", r.stderr);
 }
+
+// ── Command-line conventions: global output options, colour, completions, man, var files,
+// LABRUN_* settings, GitHub annotations.
+
+/// A workshop with two mistakes, for the diagnostics formats.
+fn invalid_workshop() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("1-a")).unwrap();
+    std::fs::write(
+        dir.path().join("1-a/_index.md"),
+        "---\ntitle: A\n---\n```labrun\n- id: a\n  call: ec2:CreateVcp\n- id: b\n  call: ec2:DescribeVpcs\n  timeout: 5 minutes\n```\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn output_options_are_accepted_by_every_command() {
+    for args in [
+        &["test", "--plain", "--help"][..],
+        &["validate", "-q", "labs/"],
+        &["list", "--color", "never", "labs/2"],
+        &["plan", "-v", "labs/2.1.1"],
+        &["--plain", "-q", "list", "labs/2"],
+        &["schema", "--quiet", "ec2:CreateVpc"],
+    ] {
+        let r = run(labrun().current_dir(repo()).args(args));
+        assert_eq!(r.code, 0, "{args:?}: {}", r.all());
+    }
+    // Output options may also come before a bare path (the implicit `run`).
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(labrun().current_dir(dir.path()).args(["-q", "--color", "never", "labs/3.2"]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("labs/3.2: no such file or directory"), "{}", r.stderr);
+    let r = run(labrun().current_dir(repo()).args(["list", "-q", "-v"]));
+    assert_eq!(r.code, 2, "-q and -v together: {}", r.all());
+}
+
+#[test]
+fn color_follows_the_flag_then_clicolor_force_then_no_color() {
+    let dir = invalid_workshop();
+    let validate = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = labrun();
+        c.current_dir(dir.path()).arg("validate").arg(".").args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let r = run(&mut c);
+        assert_eq!(r.code, 2, "{}", r.all());
+        r.stderr.contains("\x1b[")
+    };
+    // labrun() sets NO_COLOR=1; output here is a pipe, not a terminal.
+    assert!(!validate(&[], &[]), "NO_COLOR and a pipe: no colour");
+    assert!(validate(&["--color", "always"], &[]), "--color always wins over NO_COLOR");
+    assert!(validate(&[], &[("CLICOLOR_FORCE", "1")]), "CLICOLOR_FORCE forces colour, over NO_COLOR");
+    assert!(!validate(&[], &[("CLICOLOR_FORCE", "0")]), "CLICOLOR_FORCE=0 forces nothing");
+    assert!(!validate(&["--color", "never"], &[("CLICOLOR_FORCE", "1")]), "--color never wins over CLICOLOR_FORCE");
+    assert!(validate(&[], &[("LABRUN_COLOR", "always")]), "LABRUN_COLOR is --color");
+    assert!(!validate(&["--color", "auto"], &[("NO_COLOR", ""), ("CLICOLOR", "1")]), "auto on a pipe: no colour");
+    // clap's own help follows it too.
+    let r = run(labrun().args(["--color", "always", "--help"]));
+    assert!(r.stdout.contains("\x1b["), "{}", r.stdout);
+    let r = run(labrun().env("CLICOLOR_FORCE", "1").args(["--color", "never", "--help"]));
+    assert!(!r.stdout.contains("\x1b["), "{}", r.stdout);
+}
+
+#[test]
+fn quiet_validate_prints_errors_and_the_summary_only() {
+    let r = run(labrun().current_dir(repo()).args(["-q", "validate", "labs/"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.stdout, "labs/ valid: 27 chapter(s), 161 step(s)\n");
+    assert_eq!(r.stderr, "");
+    let r = run(labrun().current_dir(invalid_workshop().path()).args(["validate", ".", "-q", "--format", "short"]));
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr.lines().filter(|l| l.contains(": error[")).count(), 2, "{}", r.stderr);
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let r = run(labrun().args(["completions", shell]));
+        assert_eq!(r.code, 0, "{shell}: {}", r.stderr);
+        assert!(r.stdout.contains("labrun") && r.stdout.contains("var-file"), "{shell}:\n{}", r.stdout);
+    }
+    let r = run(labrun().args(["completions", "tcsh"]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    let r = run(labrun().arg("man"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(".TH labrun 1") && r.stdout.contains("completions"), "{}", r.stdout);
+    let r = run(labrun().args(["man", "run"]));
+    assert!(r.stdout.contains(".TH labrun-run 1") && r.stdout.contains("var\\-file"), "{}", r.stdout);
+    let r = run(labrun().args(["man", "rn"]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no command `rn`"), "{}", r.stderr);
+}
+
+#[test]
+fn var_files_in_order_then_var() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    let b = dir.path().join("b.json");
+    std::fs::write(&a, "# shared by every chapter\nvpc_cidr: 10.30.0.0/16\nsomething_else: 1\n").unwrap();
+    std::fs::write(&b, r#"{"vpc_cidr": "10.40.0.0/16"}"#).unwrap();
+    let plan = |args: &[&str]| {
+        let r = run(labrun().current_dir(repo()).args(["plan", "labs/2.1.1"]).args(args));
+        assert_eq!(r.code, 0, "{args:?}: {}", r.all());
+        r
+    };
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let r = plan(&["--var-file", a]);
+    assert!(r.stdout.contains("create-vpc --cidr-block 10.30.0.0/16"), "{}", r.stdout);
+    // A name the chapters do not use is a warning, as with Terraform's -var-file.
+    assert!(r.stderr.contains("labrun: warning: --var-file") && r.stderr.contains("`something_else` is not a variable"), "{}", r.stderr);
+    assert!(plan(&["--var-file", a, "--var-file", b]).stdout.contains("--cidr-block 10.40.0.0/16"), "the later file wins");
+    assert!(plan(&["--var-file", b, "--var-file", a]).stdout.contains("--cidr-block 10.30.0.0/16"), "the later file wins");
+    let r = plan(&["--var", "vpc_cidr=10.50.0.0/16", "--var-file", b]);
+    assert!(r.stdout.contains("--cidr-block 10.50.0.0/16"), "--var wins over files: {}", r.stdout);
+    assert!(!plan(&["-q", "--var-file", a]).stderr.contains("warning"), "-q keeps errors only");
+}
+
+#[test]
+fn a_bad_var_file_is_exit_2_with_the_file_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let cases = [
+        (write("syntax.yaml", "vpc_cidr: [10.0.0.0/16\n"), "syntax.yaml:2:1: YAML syntax error"),
+        (write("list.yaml", "- vpc_cidr\n"), "list.yaml:1:1: expected a mapping of variable names to values, found a list"),
+        (write("twice.yaml", "vpc_cidr: a\nvpc_cidr: b\n"), "twice.yaml:2:1:"),
+        (dir.path().join("missing.yaml").to_str().unwrap().to_string(), "missing.yaml: no such file"),
+    ];
+    for (file, needle) in &cases {
+        let r = run(labrun().current_dir(repo()).args(["plan", "labs/2.1.1", "--var-file", file]));
+        assert_eq!(r.code, 2, "{file}: {}", r.all());
+        assert!(r.stderr.contains("labrun: --var-file ") && r.stderr.contains(needle), "{file}: expected `{needle}` in {}", r.stderr);
+    }
+    // run, check and down take it too, and refuse a bad file before connecting anywhere.
+    let r = run(labrun().current_dir(repo()).args(["check", "labs/2.1.1", "--endpoint", "http://127.0.0.1:1", "--var-file", &cases[1].0]));
+    assert_eq!(r.code, 2, "{}", r.all());
+}
+
+#[test]
+fn labrun_environment_settings_show_in_help_and_apply() {
+    // Help wraps its lines: compare with the words joined by single spaces.
+    let help = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = labrun();
+        c.args(args).arg("--help").envs(env.iter().copied());
+        run(&mut c).stdout.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let text = help(&[], &["run"]);
+    for var in ["LABRUN_ENDPOINT", "LABRUN_REGION", "LABRUN_PROFILE", "LABRUN_COLOR", "LABRUN_TARGET"] {
+        assert!(text.contains(&format!("[env: {var}=]")), "run --help lacks {var}:\n{text}");
+    }
+    let text = help(&[], &["test"]);
+    assert!(text.contains("[env: LABRUN_JOBS=]") && text.contains("[env: LABRUN_REGION=]"), "{text}");
+    let text = help(&[("LABRUN_REGION", "eu-west-3")], &["plan"]);
+    assert!(text.contains("[env: LABRUN_REGION=eu-west-3]"), "{text}");
+    // plan renders with it, and --region still wins.
+    let r = run(labrun().current_dir(repo()).env("LABRUN_REGION", "eu-west-3").args(["plan", "labs/3.2.2.1"]));
+    assert!(r.stdout.contains("--service-name com.amazonaws.eu-west-3.ssm") && r.stdout.contains("--region eu-west-3"), "{}", r.stdout);
+    let r = run(labrun().current_dir(repo()).env("LABRUN_REGION", "eu-west-3").args(["plan", "labs/3.2.2.1", "--region", "us-east-2"]));
+    assert!(r.stdout.contains("com.amazonaws.us-east-2.ssm"), "{}", r.stdout);
+    // LABRUN_ENDPOINT is --endpoint; LABRUN_JOBS is --jobs (checked before any emulator).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let r = run(labrun().current_dir(repo()).env("LABRUN_ENDPOINT", format!("http://127.0.0.1:{port}")).args(["check", "labs/2.1.1"]));
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stderr.contains(&format!("127.0.0.1:{port}")) && r.stderr.contains("does not answer"), "{}", r.stderr);
+    let r = run(labrun().current_dir(repo()).env("LABRUN_JOBS", "0").args(["test", "labs/2.1.1"]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("--jobs must be at least 1"), "{}", r.stderr);
+}
+
+#[test]
+fn validate_format_github_writes_workflow_annotations() {
+    let dir = invalid_workshop();
+    let r = run(labrun().current_dir(dir.path()).args(["validate", ".", "--format", "github"]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    let annotations: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(annotations.len(), 2, "{}", r.stdout);
+    assert!(
+        annotations[0]
+            .starts_with("::error file=1-a/_index.md,line=6,col=9,title=labrun%3A%3Aunknown-operation::unknown operation `ec2:CreateVcp`"),
+        "{}",
+        annotations[0]
+    );
+    assert!(annotations[1].starts_with("::error file=1-a/_index.md,line=9,col=12,title=labrun%3A%3Abad-duration::"), "{}", annotations[1]);
+    assert!(r.stderr.contains("2 error(s) in the lab sources"), "{}", r.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn validate_format_github_warns_and_escapes_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("1-a/1.1-b")).unwrap();
+    std::fs::write(dir.path().join("1-a/_index.md"), "---\ntitle: A\n---\n").unwrap();
+    std::fs::write(dir.path().join("1-a/1.1-b/_index.md"), "---\ntitle: B\n---\n").unwrap();
+    std::os::unix::fs::symlink("../..", dir.path().join("1-a/1.1-b/loop")).unwrap();
+    // A comma in a path is escaped in the `file` property.
+    std::fs::create_dir_all(dir.path().join("2-c,d")).unwrap();
+    std::fs::write(
+        dir.path().join("2-c,d/_index.md"),
+        "---\ntitle: C\n---\n```labrun\n- id: a\n  call: ec2:DescribeVpcs\n  timeout: 5 minutes\n```\n",
+    )
+    .unwrap();
+    let r = run(labrun().current_dir(dir.path()).args(["validate", ".", "--format", "github"]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("::warning title=labrun%3A%3Asymlink-loop::`1-a/1.1-b/loop` links back to")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("::error file=2-c%2Cd/_index.md,line=7,col=12,title=labrun%3A%3Abad-duration::")),
+        "{}",
+        r.stdout
+    );
+}
