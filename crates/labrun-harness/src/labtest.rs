@@ -183,7 +183,15 @@ pub async fn test_chapter(w: &Workshop, index: usize, opts: &TestOptions, observ
                 .steps
                 .iter()
                 .filter(|s| s.status == Status::Failed)
-                .map(|s| format!("{} ({})", s.id, s.mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+                .map(|s| {
+                    // The missed expectations, or why the step failed when it missed none.
+                    let why = if s.mismatches.is_empty() {
+                        s.message.clone().unwrap_or_default()
+                    } else {
+                        s.mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                    };
+                    format!("{} ({why})", s.id)
+                })
                 .collect();
             t.failures.push(format!("checks fail after the chapter ran: {}", failed.join(", ")));
         }

@@ -347,39 +347,33 @@ fn parse<T: serde::de::DeserializeOwned>(service: &str, file: &'static str, gz: 
 }
 
 /// A service-2 file: its metadata and operations parsed, its shapes only found (where each one's
-/// JSON is), so that a service of thousands of shapes costs a scan of its text.
+/// JSON is), so that a service of thousands of shapes costs one pass of serde_json over its
+/// text: `RawValue` checks and delimits each part without building it.
 fn parse_service(service: &str, json: Vec<u8>) -> Result<Service, ModelError> {
-    let damaged = |reason: String| ModelError::Damaged { service: service.to_string(), file: "service-2", reason };
-    let (mut metadata, mut operations, mut has_shapes) = (None, None, false);
-    let mut by_name = HashMap::new();
-    let mut scan = Scan { b: &json, i: 0 };
-    scan.object(|scan, key| match key {
-        b"metadata" => scan.value().map(|at| metadata = Some(at)),
-        b"operations" => scan.value().map(|at| operations = Some(at)),
-        b"shapes" => {
-            has_shapes = true;
-            scan.object(|scan, name| {
-                let name: Box<str> = if name.contains(&b'\\') {
-                    // Shape names are identifiers; this is for the one that would not be.
-                    serde_json::from_slice::<String>(&[b"\"", name, b"\""].concat()).ok()?.into()
-                } else {
-                    std::str::from_utf8(name).ok()?.into()
-                };
-                let at = scan.value()?;
-                by_name.insert(name, LazyShape { at, parsed: OnceLock::new() });
-                Some(())
-            })
-        }
-        _ => scan.value().map(drop),
-    })
-    .and_then(|()| scan.end())
-    .ok_or_else(|| damaged(format!("not a JSON object of the expected form (at byte {})", scan.i)))?;
-    let part = |name: &str, at: Option<Range<usize>>| at.ok_or_else(|| damaged(format!("no `{name}`")));
-    let metadata = serde_json::from_slice(&json[part("metadata", metadata)?]).map_err(|e| damaged(format!("metadata: {e}")))?;
-    let operations = serde_json::from_slice(&json[part("operations", operations)?]).map_err(|e| damaged(format!("operations: {e}")))?;
-    if !has_shapes {
-        return Err(damaged("no `shapes`".into()));
+    use serde_json::value::RawValue;
+    #[derive(Deserialize)]
+    struct Parts<'a> {
+        #[serde(borrow)]
+        metadata: Option<&'a RawValue>,
+        #[serde(borrow)]
+        operations: Option<&'a RawValue>,
+        #[serde(borrow)]
+        shapes: Option<HashMap<std::borrow::Cow<'a, str>, &'a RawValue>>,
     }
+    let damaged = |reason: String| ModelError::Damaged { service: service.to_string(), file: "service-2", reason };
+    let parts: Parts = serde_json::from_slice(&json).map_err(|e| damaged(format!("not a JSON object of the expected form: {e}")))?;
+    // Where a part lies in the text: RawValue borrows it from `json`.
+    let at = |raw: &RawValue| {
+        let start = raw.get().as_ptr() as usize - json.as_ptr() as usize;
+        start..start + raw.get().len()
+    };
+    let metadata = parts.metadata.ok_or_else(|| damaged("no `metadata`".into()))?;
+    let operations = parts.operations.ok_or_else(|| damaged("no `operations`".into()))?;
+    let shapes = parts.shapes.ok_or_else(|| damaged("no `shapes`".into()))?;
+    let metadata = serde_json::from_str(metadata.get()).map_err(|e| damaged(format!("metadata: {e}")))?;
+    let operations = serde_json::from_str(operations.get()).map_err(|e| damaged(format!("operations: {e}")))?;
+    let by_name: HashMap<Box<str>, LazyShape> =
+        shapes.into_iter().map(|(name, raw)| (name.into(), LazyShape { at: at(raw), parsed: OnceLock::new() })).collect();
     Ok(Service {
         metadata,
         operations,
@@ -416,101 +410,6 @@ impl std::fmt::Debug for Shapes {
     }
 }
 
-/// Finds the parts of a JSON text without building anything. It only delimits: the parts it
-/// finds are parsed by serde_json, which rejects what is not JSON.
-struct Scan<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Scan<'a> {
-    fn space(&mut self) {
-        while matches!(self.b.get(self.i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        self.space();
-        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
-    }
-
-    /// Nothing but white space is left.
-    fn end(&mut self) -> Option<()> {
-        self.space();
-        (self.i == self.b.len()).then_some(())
-    }
-
-    /// A string; what is between its quotes, as written.
-    fn string(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let (b, start) = (self.b, self.i);
-        loop {
-            self.i += b.get(self.i..)?.iter().position(|&c| c == b'"' || c == b'\\')?;
-            if b[self.i] == b'"' {
-                self.i += 1;
-                return Some(&b[start..self.i - 1]);
-            }
-            self.i += 2;
-        }
-    }
-
-    /// Any value, whole.
-    fn value(&mut self) -> Option<Range<usize>> {
-        self.space();
-        let start = self.i;
-        match *self.b.get(self.i)? {
-            b'"' => {
-                self.string()?;
-            }
-            b'{' | b'[' => {
-                let mut depth = 0usize;
-                loop {
-                    match *self.b.get(self.i)? {
-                        b'"' => {
-                            self.string()?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                self.i += 1;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    self.i += 1;
-                }
-            }
-            _ => {
-                while !matches!(self.b.get(self.i), None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')) {
-                    self.i += 1;
-                }
-            }
-        }
-        (self.i > start).then_some(start..self.i)
-    }
-
-    /// An object, member by member: `each` is given the key (between its quotes, as written)
-    /// and the scanner at the value, which it reads.
-    fn object(&mut self, mut each: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        if self.eat(b'}').is_some() {
-            return Some(());
-        }
-        loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            each(self, key)?;
-            if self.eat(b',').is_none() {
-                return self.eat(b'}');
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,7 +441,7 @@ mod tests {
     }
 
     #[test]
-    fn the_scan_delimits_strings_escapes_nesting_and_white_space() {
+    fn parts_are_found_through_strings_escapes_nesting_and_white_space() {
         let svc = service(&format!(
             r#" {{ "version" : "2.0", "n": -1.5e3, "t": true, "x": [ {{}}, [], "]}}\"{{" ] , {META},
                 "operations" : {{ }},
